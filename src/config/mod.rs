@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub mod file;
+pub mod keys;
+pub mod value;
 
-
-
-
-
-
+pub use file::{load, parse_conf, ConfigError};
+pub use keys::{render_conf, Key, KEYS};
 
 /// Every tunable of a running tracker. Field names are the conf keys.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +75,381 @@ impl Config {
             self.workers
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults: every key's `default` string from the table,
+    /// applied through its setter, so the table is the only place they live.
+    fn default() -> Self {
+        let mut config = Config::blank();
+        for key in KEYS {
+            // ok: the test `every_default_parses` applies each default too.
+            key.set(&mut config, key.default)
+                .unwrap_or_else(|e| panic!("default of {}: {e}", key.name));
+        }
+        config
+    }
+}
+
+impl Config {
+    /// A config with every field zero or empty, overwritten field by field
+    /// when the defaults are applied.
+    fn blank() -> Self {
+        Config {
+            http_listen: Vec::new(),
+            workers: 0,
+            stripes: 0,
+            announce_interval: Duration::ZERO,
+            min_announce_interval: Duration::ZERO,
+            announce_jitter: Duration::ZERO,
+            peer_timeout: Duration::ZERO,
+            reap_interval: Duration::ZERO,
+            numwant_default: 0,
+            numwant_max: 0,
+            max_scrape_hashes: 0,
+            allow_ip_spoofing: false,
+            trusted_proxies: Vec::new(),
+            real_ip_header: String::new(),
+            http_max_request_bytes: 0,
+            http_max_headers: 0,
+            http_request_timeout: Duration::ZERO,
+            http_idle_timeout: Duration::ZERO,
+            http_max_connections: 0,
+            http_max_connections_per_ip: 0,
+            stats_path: String::new(),
+            stats_allow: Vec::new(),
+            log_level: log::LevelFilter::Off,
+        }
+    }
+
+    /// Checks every limit and the rules between keys; the message names the
+    /// key(s). Flags and the conf file already check each key on its own as
+    /// it is set; this repeats those checks for configs built in code.
+    pub fn validate(&self) -> Result<(), String> {
+        for key in KEYS {
+            key.check(self).map_err(|e| format!("{}: {e}", key.name))?;
+        }
+        let d = value::render_duration;
+        if self.min_announce_interval > self.announce_interval {
+            return Err(format!(
+                "min_announce_interval ({}) must not be longer than announce_interval ({})",
+                d(&self.min_announce_interval),
+                d(&self.announce_interval)
+            ));
+        }
+        if self.announce_jitter >= self.announce_interval {
+            return Err(format!(
+                "announce_jitter ({}) must be shorter than announce_interval ({})",
+                d(&self.announce_jitter),
+                d(&self.announce_interval)
+            ));
+        }
+        if self.numwant_default > self.numwant_max {
+            return Err(format!(
+                "numwant_default ({}) must not be larger than numwant_max ({})",
+                self.numwant_default, self.numwant_max
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Most worker threads: far beyond any core count, low enough that a typo
+/// (`workers = 10000`) is caught instead of spawning threads until failure.
+const MAX_WORKERS: usize = 1024;
+/// Most lock stripes: 1M mutexes is already ~40 MiB before any torrent.
+const MAX_STRIPES: usize = 1 << 20;
+/// Smallest request-head limit: a real announce does not fit in less.
+const MIN_REQUEST_BYTES: usize = 256;
+/// Largest request-head limit: announces are a few hundred bytes; this bounds
+/// per-connection buffers.
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Most header lines; real clients send under 20.
+const MAX_HEADERS: usize = 1024;
+
+// Single-key checks: the key table runs them when a key is set, and
+// `validate` runs them again. Messages omit the key; callers prefix it.
+
+fn check_workers(n: &usize) -> Result<(), String> {
+    if *n <= MAX_WORKERS {
+        Ok(())
+    } else {
+        Err(format!("must be auto or at most {MAX_WORKERS}, got {n}"))
+    }
+}
+
+fn check_stripes(n: &usize) -> Result<(), String> {
+    if n.is_power_of_two() && *n <= MAX_STRIPES {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a power of two from 1 to {MAX_STRIPES}, got {n}"
+        ))
+    }
+}
+
+fn check_positive_count(n: &usize) -> Result<(), String> {
+    at_least(*n, 1)
+}
+
+fn check_positive_duration(d: &Duration) -> Result<(), String> {
+    if d.is_zero() {
+        Err("must be longer than 0".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn check_request_bytes(n: &usize) -> Result<(), String> {
+    let r = value::render_size;
+    if (MIN_REQUEST_BYTES..=MAX_REQUEST_BYTES).contains(n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be from {} to {}, got {}",
+            r(&MIN_REQUEST_BYTES),
+            r(&MAX_REQUEST_BYTES),
+            r(n)
+        ))
+    }
+}
+
+fn check_headers(n: &usize) -> Result<(), String> {
+    at_least(*n, 1).and_then(|()| at_most(*n, MAX_HEADERS))
+}
+
+/// A stats path is matched against the request target, so it must look
+/// like one: absolute, no query, fragment, spaces or control characters.
+fn check_stats_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("must start with /, got {path:?}"));
+    }
+    match path
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || *c == '?' || *c == '#')
+    {
+        Some(c) => Err(format!("must not contain {c:?}, got {path:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Header names are RFC 9110 tokens.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if !name.is_empty() && name.chars().all(token) {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a header name like X-Forwarded-For, got {name:?}"
+        ))
+    }
+}
+
+fn at_least(n: usize, min: usize) -> Result<(), String> {
+    if n >= min {
+        Ok(())
+    } else {
+        Err(format!("must be at least {min}, got {n}"))
+    }
+}
+
+fn at_most(n: usize, max: usize) -> Result<(), String> {
+    if n <= max {
+        Ok(())
+    } else {
+        Err(format!("must be at most {max}, got {n}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_parses() {
+        let mut config = Config::blank();
+        for key in KEYS {
+            assert_eq!(key.set(&mut config, key.default), Ok(()), "{}", key.name);
+        }
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn defaults_cover_every_field() {
+        // Applying the defaults over two configs that differ in every field
+        // gives the same result only if the table sets every field.
+        let mut other = Config {
+            http_listen: vec![SocketAddr::from(([1, 2, 3, 4], 5))],
+            workers: 7,
+            stripes: 8,
+            announce_interval: Duration::from_secs(1),
+            min_announce_interval: Duration::from_secs(1),
+            announce_jitter: Duration::from_secs(1),
+            peer_timeout: Duration::from_secs(1),
+            reap_interval: Duration::from_secs(1),
+            numwant_default: 1,
+            numwant_max: 1,
+            max_scrape_hashes: 1,
+            allow_ip_spoofing: true,
+            trusted_proxies: vec![IpNet::from(std::net::IpAddr::from([1, 1, 1, 1]))],
+            real_ip_header: "x".into(),
+            http_max_request_bytes: 1,
+            http_max_headers: 1,
+            http_request_timeout: Duration::from_secs(1),
+            http_idle_timeout: Duration::from_secs(1),
+            http_max_connections: 1,
+            http_max_connections_per_ip: 1,
+            stats_path: "/x".into(),
+            stats_allow: Vec::new(),
+            log_level: log::LevelFilter::Trace,
+        };
+        for key in KEYS {
+            assert_eq!(key.set(&mut other, key.default), Ok(()), "{}", key.name);
+        }
+        assert_eq!(other, Config::default());
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::default();
+        assert_eq!(c.http_listen.len(), 2);
+        assert_eq!(c.workers, 0);
+        assert_eq!(c.stripes, 1024);
+        assert_eq!(c.announce_interval, Duration::from_secs(1800));
+        assert_eq!(c.http_max_request_bytes, 8192);
+        assert_eq!(c.stats_allow.len(), 2);
+        assert_eq!(c.log_level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn validate_rejects() {
+        type Edit = fn(&mut Config);
+        let cases: &[(Edit, &str)] = &[
+            (
+                |c| c.stripes = 1000,
+                "stripes: must be a power of two from 1 to 1048576, got 1000",
+            ),
+            (
+                |c| c.stripes = 0,
+                "stripes: must be a power of two from 1 to 1048576, got 0",
+            ),
+            (
+                |c| c.stripes = 1 << 21,
+                "stripes: must be a power of two from 1 to 1048576, got 2097152",
+            ),
+            (
+                |c| c.workers = 1025,
+                "workers: must be auto or at most 1024, got 1025",
+            ),
+            (
+                |c| c.peer_timeout = Duration::ZERO,
+                "peer_timeout: must be longer than 0",
+            ),
+            (
+                |c| c.announce_interval = Duration::ZERO,
+                "announce_interval: must be longer than 0",
+            ),
+            (
+                |c| c.reap_interval = Duration::ZERO,
+                "reap_interval: must be longer than 0",
+            ),
+            (
+                |c| c.http_request_timeout = Duration::ZERO,
+                "http_request_timeout: must be longer than 0",
+            ),
+            (
+                |c| c.numwant_max = 0,
+                "numwant_max: must be at least 1, got 0",
+            ),
+            (
+                |c| c.max_scrape_hashes = 0,
+                "max_scrape_hashes: must be at least 1, got 0",
+            ),
+            (
+                |c| c.http_max_request_bytes = 255,
+                "http_max_request_bytes: must be from 256 to 1MiB, got 255",
+            ),
+            (
+                |c| c.http_max_request_bytes = 2 << 20,
+                "http_max_request_bytes: must be from 256 to 1MiB, got 2MiB",
+            ),
+            (
+                |c| c.http_max_headers = 0,
+                "http_max_headers: must be at least 1, got 0",
+            ),
+            (
+                |c| c.http_max_headers = 1025,
+                "http_max_headers: must be at most 1024, got 1025",
+            ),
+            (
+                |c| c.http_max_connections = 0,
+                "http_max_connections: must be at least 1, got 0",
+            ),
+            (
+                |c| c.http_max_connections_per_ip = 0,
+                "http_max_connections_per_ip: must be at least 1, got 0",
+            ),
+            (
+                |c| c.stats_path = "stats".into(),
+                "stats_path: must start with /, got \"stats\"",
+            ),
+            (
+                |c| c.stats_path = "/s?x".into(),
+                "stats_path: must not contain '?', got \"/s?x\"",
+            ),
+            (
+                |c| c.stats_path = "/a b".into(),
+                "stats_path: must not contain ' ', got \"/a b\"",
+            ),
+            (
+                |c| c.real_ip_header = "X Real".into(),
+                "real_ip_header: expected a header name like X-Forwarded-For, got \"X Real\"",
+            ),
+            (
+                |c| c.real_ip_header = String::new(),
+                "real_ip_header: expected a header name like X-Forwarded-For, got \"\"",
+            ),
+            (
+                |c| c.min_announce_interval = Duration::from_secs(3600),
+                "min_announce_interval (1h) must not be longer than announce_interval (30m)",
+            ),
+            (
+                |c| c.announce_jitter = Duration::from_secs(1800),
+                "announce_jitter (30m) must be shorter than announce_interval (30m)",
+            ),
+            (
+                |c| c.numwant_default = 201,
+                "numwant_default (201) must not be larger than numwant_max (200)",
+            ),
+        ];
+        for (edit, want) in cases {
+            let mut config = Config::default();
+            edit(&mut config);
+            assert_eq!(config.validate(), Err(want.to_string()));
+        }
+    }
+
+    #[test]
+    fn validate_accepts_edges() {
+        type Edit = fn(&mut Config);
+        let cases: &[Edit] = &[
+            |c| c.stripes = 1,
+            |c| c.stripes = 1 << 20,
+            |c| c.workers = 1024,
+            |c| c.http_max_request_bytes = 256,
+            |c| c.http_max_request_bytes = 1 << 20,
+            |c| c.http_idle_timeout = Duration::ZERO,
+            |c| c.announce_jitter = Duration::ZERO,
+            |c| c.min_announce_interval = c.announce_interval,
+            |c| c.numwant_default = c.numwant_max,
+            |c| c.real_ip_header = "X-Real-IP".into(),
+        ];
+        for edit in cases {
+            let mut config = Config::default();
+            edit(&mut config);
+            assert_eq!(config.validate(), Ok(()));
         }
     }
 }
