@@ -1,4 +1,16 @@
-//! Announce and scrape rules (PROTOCOL.md "Counting rules").
+//! The public tracker's rules (PROTOCOL.md "Counting rules"), shared by
+//! HTTP and UDP: an announce updates the swarm and picks peers under one
+//! stripe lock; a scrape reads counts; the reaper expires peers.
+
+use std::net::{SocketAddrV4, SocketAddrV6};
+use std::time::{Duration, Instant};
+
+use super::store::Store;
+use super::swarm::{split_want, PeerUpdate, Swarm};
+use super::{Event, InfoHash};
+use crate::clock::{secs, Clock};
+use crate::config::Config;
+use crate::rng::Rng;
 
 /// Counts and timers of an announce reply, shared by HTTP and UDP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,4 +36,193 @@ pub struct ScrapeCounts {
     pub incomplete: u32,
     /// Completed downloads.
     pub downloaded: u32,
+}
+
+/// An announce, decoded from any front end.
+#[derive(Clone, Copy, Debug)]
+pub struct Announce {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Where the announcer is reachable over IPv4, if at all.
+    pub v4: Option<SocketAddrV4>,
+    /// Where the announcer is reachable over IPv6, if at all.
+    pub v6: Option<SocketAddrV6>,
+    /// Bytes the announcer still needs (0 = seeder).
+    pub left: u64,
+    /// The announce event.
+    pub event: Event,
+    /// Peers wanted, already capped by the front end.
+    pub numwant: usize,
+    /// Hand out IPv4 peers (HTTP: yes; UDP: only over IPv4).
+    pub want_v4: bool,
+    /// Hand out IPv6 peers (HTTP: yes; UDP: only over IPv6).
+    pub want_v6: bool,
+}
+
+/// Reusable reply buffers for selected peers, in compact form.
+#[derive(Debug, Default)]
+pub struct PeerBuf {
+    /// 6-byte IPv4 entries.
+    pub v4: Vec<u8>,
+    /// 18-byte IPv6 entries.
+    pub v6: Vec<u8>,
+}
+
+/// Totals over the whole store, refreshed by each reaper sweep.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Torrents with at least one peer.
+    pub torrents: u64,
+    /// IPv4 seeders.
+    pub seeders_v4: u64,
+    /// IPv4 leechers.
+    pub leechers_v4: u64,
+    /// IPv6 seeders.
+    pub seeders_v6: u64,
+    /// IPv6 leechers.
+    pub leechers_v6: u64,
+    /// Longest time one stripe was held during the sweep.
+    pub longest_hold: Duration,
+}
+
+/// The protocol-independent public tracker: the store and its rules.
+pub struct Tracker {
+    store: Store<Swarm>,
+    clock: Clock,
+    interval_secs: u32,
+    min_interval_secs: u32,
+    jitter_secs: u32,
+    timeout_secs: u32,
+}
+
+impl Tracker {
+    /// A tracker with the store and timers of `config`.
+    pub fn new(config: &Config, clock: Clock) -> Tracker {
+        Tracker {
+            store: Store::new(config.stripes),
+            clock,
+            interval_secs: secs(config.announce_interval),
+            min_interval_secs: secs(config.min_announce_interval),
+            jitter_secs: secs(config.announce_jitter),
+            timeout_secs: secs(config.peer_timeout).max(1),
+        }
+    }
+
+    /// The tracker's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Records an announce and writes the chosen peers into `out` (cleared
+    /// first). `stopped` removes the peer and hands out nobody.
+    pub fn announce(&self, a: &Announce, rng: &mut Rng, out: &mut PeerBuf) -> AnnounceStats {
+        out.v4.clear();
+        out.v6.clear();
+        let seeder = a.left == 0;
+        let mut stats = AnnounceStats {
+            interval_secs: self.jittered_interval(rng),
+            min_interval_secs: self.min_interval_secs,
+            ..AnnounceStats::default()
+        };
+        let mut stripe = self.store.stripe(&a.info_hash);
+        if a.event == Event::Stopped {
+            if let Some(swarm) = stripe.get_mut(&a.info_hash) {
+                swarm.remove(a.v4, a.v6);
+                fill_counts(&mut stats, swarm);
+                if swarm.is_empty() {
+                    stripe.remove(&a.info_hash);
+                }
+            }
+            return stats;
+        }
+        let swarm = stripe.entry(a.info_hash).or_default();
+        let update = PeerUpdate {
+            v4: a.v4,
+            v6: a.v6,
+            seeder,
+            completed: a.event == Event::Completed && seeder,
+        };
+        let me = swarm.update(&update, self.clock.now());
+        let (avail4, avail6) = swarm.available(me, seeder);
+        let avail4 = if a.want_v4 { avail4 } else { 0 };
+        let avail6 = if a.want_v6 { avail6 } else { 0 };
+        let (w4, w6) = split_want(a.numwant, avail4, avail6);
+        swarm.select(me, seeder, w4, w6, rng, &mut out.v4, &mut out.v6);
+        fill_counts(&mut stats, swarm);
+        stats
+    }
+
+    /// Counts of one torrent (zeros when unknown).
+    pub fn scrape(&self, hash: &InfoHash) -> ScrapeCounts {
+        let stripe = self.store.stripe(hash);
+        let mut stats = AnnounceStats::default();
+        if let Some(swarm) = stripe.get(hash) {
+            fill_counts(&mut stats, swarm);
+        }
+        ScrapeCounts {
+            complete: stats.complete,
+            incomplete: stats.incomplete,
+            downloaded: stats.downloaded,
+        }
+    }
+
+    /// Expires peers not seen for `peer_timeout`, drops empty swarms, and
+    /// counts what is left; one stripe locked at a time.
+    pub fn reap(&self) -> Totals {
+        let cutoff = self.clock.now().saturating_sub(self.timeout_secs);
+        let mut totals = Totals::default();
+        for i in 0..self.store.stripe_count() {
+            let started = Instant::now();
+            let mut stripe = self.store.lock(i);
+            stripe.retain(|_, swarm| {
+                swarm.expire(cutoff);
+                if swarm.is_empty() {
+                    return false;
+                }
+                let (c4, c6) = swarm.counts();
+                totals.seeders_v4 += c4.seeders as u64;
+                totals.leechers_v4 += c4.leechers as u64;
+                totals.seeders_v6 += c6.seeders as u64;
+                totals.leechers_v6 += c6.leechers as u64;
+                true
+            });
+            totals.torrents += stripe.len() as u64;
+            if stripe.capacity() > 64 && stripe.capacity() > 4 * stripe.len() {
+                stripe.shrink_to_fit();
+            }
+            drop(stripe);
+            totals.longest_hold = totals.longest_hold.max(started.elapsed());
+        }
+        totals
+    }
+
+    /// Heap bytes held by swarms (benches), walking every stripe.
+    pub fn swarm_heap_bytes(&self) -> usize {
+        (0..self.store.stripe_count())
+            .map(|i| {
+                self.store
+                    .lock(i)
+                    .values()
+                    .map(Swarm::heap_bytes)
+                    .sum::<usize>()
+            })
+            .sum()
+    }
+
+    fn jittered_interval(&self, rng: &mut Rng) -> u32 {
+        if self.jitter_secs == 0 {
+            return self.interval_secs;
+        }
+        let spread = rng.below(2 * self.jitter_secs as usize + 1) as u32;
+        (self.interval_secs + spread)
+            .saturating_sub(self.jitter_secs)
+            .max(self.min_interval_secs)
+    }
+}
+
+fn fill_counts(stats: &mut AnnounceStats, swarm: &Swarm) {
+    let (c4, c6) = swarm.counts();
+    stats.complete = u32::try_from(c4.seeders + c6.seeders).unwrap_or(u32::MAX);
+    stats.incomplete = u32::try_from(c4.leechers + c6.leechers).unwrap_or(u32::MAX);
+    stats.downloaded = swarm.downloaded;
 }

@@ -1,0 +1,180 @@
+//! What each URL does: `/announce`, `/scrape`, the stats page and `/`.
+//! Takes a parsed request, calls the core, writes the body into a reused
+//! buffer and returns the status. Knows nothing of sockets.
+
+use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
+
+use super::client_ip::{canonical, is_in};
+use super::{query, reply};
+use crate::core::announce::{Announce, PeerBuf, ScrapeCounts};
+use crate::core::{Failure, InfoHash};
+use crate::rng::Rng;
+use crate::server::Shared;
+use crate::stats::{Family, WorkerStats};
+
+/// The parts of a request the routes look at.
+pub struct Request<'a> {
+    /// Path without the query (`/announce`).
+    pub path: &'a [u8],
+    /// Bytes after `?` (empty when none).
+    pub query: &'a [u8],
+    /// The client, after trusted-proxy resolution; `None` when a trusted
+    /// proxy sent an unusable address header.
+    pub client: Option<IpAddr>,
+}
+
+/// What the route produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// 200, body is bencode or text.
+    Ok,
+    /// 404.
+    NotFound,
+}
+
+/// A worker's router with its reusable scratch space.
+pub struct Routes {
+    rng: Rng,
+    peers: PeerBuf,
+    hashes: Vec<InfoHash>,
+    files: Vec<(InfoHash, ScrapeCounts)>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            rng: Rng::from_entropy(),
+            peers: PeerBuf::default(),
+            hashes: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
+impl Routes {
+    /// Serves `req`, writing the body into `body` (cleared first).
+    pub fn serve(
+        &mut self,
+        shared: &Shared,
+        stats: &WorkerStats,
+        req: &Request,
+        body: &mut Vec<u8>,
+    ) -> Status {
+        body.clear();
+        match req.path {
+            b"/announce" => {
+                if let Err(f) = self.announce(shared, stats, req, body) {
+                    fail(shared, stats, f, body);
+                }
+                Status::Ok
+            }
+            b"/scrape" => {
+                if let Err(f) = self.scrape(shared, stats, req, body) {
+                    fail(shared, stats, f, body);
+                }
+                Status::Ok
+            }
+            p if p == shared.config.stats_path.as_bytes() => match req.client {
+                Some(ip) if is_in(&shared.config.stats_allow, ip) => {
+                    body.extend_from_slice(shared.stats.render().as_bytes());
+                    Status::Ok
+                }
+                _ => not_found(body),
+            },
+            b"/" => {
+                body.extend_from_slice(
+                    b"hayate BitTorrent tracker\nannounce: /announce\nscrape: /scrape\n",
+                );
+                Status::Ok
+            }
+            _ => not_found(body),
+        }
+    }
+
+    fn announce(
+        &mut self,
+        shared: &Shared,
+        stats: &WorkerStats,
+        req: &Request,
+        body: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
+        let q = query::parse_announce(req.query)?;
+        let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
+        let config = &shared.config;
+        let spoof = config.allow_ip_spoofing;
+        let ip = match q.ip {
+            Some(claimed) if spoof => canonical(claimed),
+            _ => client,
+        };
+        let (mut v4, mut v6) = match ip {
+            IpAddr::V4(a) => (Some(SocketAddrV4::new(a, q.port)), None),
+            IpAddr::V6(a) => (None, Some(SocketAddrV6::new(a, q.port, 0, 0))),
+        };
+        // BEP 7: the other family's address, only when enabled and only
+        // for the family the request did not arrive on.
+        if spoof {
+            v4 = v4.or(q.ipv4.map(|a| SocketAddrV4::new(a, q.port)));
+            v6 = v6.or(q.ipv6.map(|a| SocketAddrV6::new(a, q.port, 0, 0)));
+        }
+        let announce = Announce {
+            info_hash: q.info_hash,
+            v4,
+            v6,
+            left: q.left,
+            event: q.event,
+            numwant: q
+                .numwant
+                .unwrap_or(config.numwant_default)
+                .min(config.numwant_max),
+            want_v4: true,
+            want_v6: true,
+        };
+        let counts = shared
+            .tracker
+            .announce(&announce, &mut self.rng, &mut self.peers);
+        reply::announce(
+            body,
+            &counts,
+            &self.peers.v4,
+            &self.peers.v6,
+            q.compact,
+            client,
+        );
+        WorkerStats::bump(&stats.http_announces[Family::of(client) as usize]);
+        Ok(())
+    }
+
+    fn scrape(
+        &mut self,
+        shared: &Shared,
+        stats: &WorkerStats,
+        req: &Request,
+        body: &mut Vec<u8>,
+    ) -> Result<(), Failure> {
+        self.hashes.clear();
+        query::parse_scrape(req.query, shared.config.max_scrape_hashes, &mut self.hashes)?;
+        let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
+        if self.hashes.is_empty() {
+            return Err(Failure::FullScrapeDisabled);
+        }
+        self.files.clear();
+        self.files
+            .extend(self.hashes.iter().map(|h| (*h, shared.tracker.scrape(h))));
+        reply::scrape(body, &mut self.files);
+        WorkerStats::bump(&stats.http_scrapes[Family::of(client) as usize]);
+        Ok(())
+    }
+}
+
+fn fail(shared: &Shared, stats: &WorkerStats, f: Failure, body: &mut Vec<u8>) {
+    body.clear();
+    WorkerStats::bump(&stats.failures[f as usize]);
+    let min_interval = crate::clock::secs(shared.config.min_announce_interval);
+    reply::failure(body, f.reason(), min_interval, None);
+}
+
+fn not_found(body: &mut Vec<u8>) -> Status {
+    body.clear();
+    body.extend_from_slice(b"not found\n");
+    Status::NotFound
+}

@@ -1,0 +1,456 @@
+//! The HTTP worker loop: one `mio::Poll` per worker thread with its own
+//! SO_REUSEPORT listener per address (the kernel spreads connections), a
+//! slab of connections, and reusable buffers.
+//!
+//! Rules (mio's examples, redis's ae.c): drain accept and read until
+//! `WouldBlock`; an error on one connection closes that connection only;
+//! connections are closed after the event batch, so a reused token never
+//! receives a stale event; a connection that used up its per-turn request
+//! budget goes on a pending list (the poll will not report it again).
+//! Timeouts are checked by a sweep every tick, O(connections) per tick.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+use super::conn::{
+    limiter_ip, reject, serve_buffered, write_response, Conn, Ctx, REQUESTS_PER_TURN,
+};
+use super::routes::Routes;
+use crate::server::{Shared, Throttle};
+use crate::stats::{Reject, WorkerStats};
+
+/// The waker's token (shutdown).
+pub const WAKER: Token = Token(0);
+/// Listener `i` has token `LISTENER_BASE + i`.
+const LISTENER_BASE: usize = 1;
+/// Connection slot `s` has token `CONN_BASE + s`.
+const CONN_BASE: usize = 1 << 16;
+/// After an accept error like EMFILE, try again this much later (the
+/// listener reports no new edge for connections already queued).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Upper bound on one accept burst, so a listener cannot starve the rest.
+const ACCEPTS_PER_TURN: usize = 256;
+/// A connection whose reply buffer grew beyond this gives the memory back.
+const OUT_KEEP_BYTES: usize = 64 * 1024;
+/// How long shutdown waits for replies still being written.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// One HTTP worker.
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    closing: Vec<usize>,
+    pending: Vec<usize>,
+    scratch: Vec<u8>,
+    body: Vec<u8>,
+    routes: Routes,
+    accept_retry_at: Option<Instant>,
+    accept_warn: Throttle,
+}
+
+impl Worker {
+    /// A worker serving `listeners` (already bound and non-blocking).
+    pub fn new(
+        id: usize,
+        poll: Poll,
+        shared: Arc<Shared>,
+        listeners: Vec<std::net::TcpListener>,
+    ) -> io::Result<Worker> {
+        let mut mio_listeners = Vec::with_capacity(listeners.len());
+        for (i, l) in listeners.into_iter().enumerate() {
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            mio_listeners.push(l);
+        }
+        let scratch = vec![0; shared.config.http_max_request_bytes];
+        Ok(Worker {
+            id,
+            poll,
+            shared,
+            listeners: mio_listeners,
+            conns: Vec::new(),
+            free: Vec::new(),
+            closing: Vec::new(),
+            pending: Vec::new(),
+            scratch,
+            body: Vec::with_capacity(4096),
+            routes: Routes::default(),
+            accept_retry_at: None,
+            accept_warn: Throttle::new(Duration::from_secs(10)),
+        })
+    }
+
+    /// Serves until shutdown is requested, then finishes replies in flight.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let tick = tick(&self.shared);
+        let mut next_sweep = Instant::now() + tick;
+        loop {
+            let timeout = if self.pending.is_empty() {
+                tick
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("worker {}: poll: {e}", self.id);
+                    std::thread::sleep(tick);
+                }
+                continue;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if t >= CONN_BASE => self.drive(t - CONN_BASE),
+                    Token(t) => self.accept(t - LISTENER_BASE),
+                }
+            }
+            for slot in std::mem::take(&mut self.pending) {
+                self.drive(slot);
+            }
+            self.close_marked();
+            let now = Instant::now();
+            if self.accept_retry_at.is_some_and(|at| now >= at) {
+                self.accept_retry_at = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
+                }
+            }
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                self.drain();
+                return;
+            }
+            if now >= next_sweep {
+                self.sweep(now);
+                self.close_marked();
+                next_sweep = now + tick;
+            }
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listener) = self.listeners.get(i) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if is_resource_exhaustion(&e) => {
+                    if self.accept_warn.ready() {
+                        log::warn!("worker {}: accept: {e} (retrying; raise LimitNOFILE or lower http_max_connections)", self.id);
+                    }
+                    self.accept_retry_at = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
+                // ECONNABORTED and friends concern one connection only.
+                Err(e) => log::debug!("worker {}: accept: {e}", self.id),
+            }
+        }
+        // Burst limit hit: more may be queued, and no new edge will say so.
+        self.accept_retry_at = Some(Instant::now());
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let config = &self.shared.config;
+        let ip = limiter_ip(&peer);
+        let stats = self.shared.stats.worker(self.id);
+        if let Err(why) = self.shared.limiter.admit(
+            &self.shared.stats.http_open,
+            ip,
+            config.http_max_connections,
+            config.http_max_connections_per_ip,
+        ) {
+            WorkerStats::bump(&stats.http_rejected[why as usize]);
+            // Best effort: a fresh socket's send buffer takes this at once.
+            let mut reply = Vec::with_capacity(128);
+            write_response(
+                &mut reply,
+                503,
+                "text/plain",
+                b"too many connections\n",
+                true,
+                false,
+            );
+            let _ = stream.write(&reply);
+            return;
+        }
+        WorkerStats::bump(&stats.http_accepted);
+        let _ = stream.set_nodelay(true);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        let token = Token(CONN_BASE + slot);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            log::debug!("worker {}: register: {e}", self.id);
+            self.shared
+                .limiter
+                .release(&self.shared.stats.http_open, ip);
+            self.free.push(slot);
+            return;
+        }
+        self.conns[slot] = Some(Conn::new(stream, peer, Instant::now()));
+        // Data may already be waiting (edge-triggered: it will be reported,
+        // but serving it now saves a poll round-trip).
+        self.drive(slot);
+    }
+
+    /// Moves a connection forward as far as it can go: write pending
+    /// output, serve buffered requests, read more, until it would block.
+    fn drive(&mut self, slot: usize) {
+        let mut budget = REQUESTS_PER_TURN;
+        loop {
+            let Some(Some(conn)) = self.conns.get_mut(slot) else {
+                return;
+            };
+            if self.closing.contains(&slot) {
+                return;
+            }
+            let stats = self.shared.stats.worker(self.id);
+            match flush(conn, stats) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !conn.want_write {
+                        conn.want_write = true;
+                        let token = Token(CONN_BASE + slot);
+                        let interest = Interest::READABLE | Interest::WRITABLE;
+                        if self
+                            .poll
+                            .registry()
+                            .reregister(&mut conn.stream, token, interest)
+                            .is_err()
+                        {
+                            self.closing.push(slot);
+                        }
+                    }
+                    return;
+                }
+                Err(_) => return self.closing.push(slot),
+            }
+            if conn.close_after_flush {
+                return self.closing.push(slot);
+            }
+            if conn.want_write {
+                conn.want_write = false;
+                let token = Token(CONN_BASE + slot);
+                let _ =
+                    self.poll
+                        .registry()
+                        .reregister(&mut conn.stream, token, Interest::READABLE);
+            }
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                stats,
+                routes: &mut self.routes,
+                body: &mut self.body,
+            };
+            if conn.inbuf_dirty {
+                let buf = std::mem::take(&mut conn.inbuf);
+                let used = serve_buffered(&buf, conn, &mut ctx, &mut budget);
+                conn.inbuf = buf;
+                conn.inbuf.drain(..used);
+                conn.inbuf_dirty = budget == 0;
+                note_partial(conn);
+                if budget == 0 {
+                    self.pending.push(slot);
+                    let _ = flush(conn, stats);
+                    return;
+                }
+                continue;
+            }
+            let room = ctx
+                .shared
+                .config
+                .http_max_request_bytes
+                .saturating_sub(conn.inbuf.len());
+            if room == 0 {
+                reject(conn, stats, Reject::HeadTooLarge);
+                continue;
+            }
+            let read = match conn.stream.read(&mut self.scratch[..room]) {
+                Ok(0) => return self.closing.push(slot),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if conn.inbuf.is_empty() && conn.inbuf.capacity() > 0 {
+                        conn.inbuf = Vec::new();
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.closing.push(slot),
+            };
+            stats
+                .http_bytes_in
+                .fetch_add(read as u64, Ordering::Relaxed);
+            conn.last_active = Instant::now();
+            if conn.inbuf.is_empty() {
+                // Common case: whole requests in one read, parsed in place.
+                let data = &self.scratch[..read];
+                let used = serve_buffered(data, conn, &mut ctx, &mut budget);
+                conn.inbuf.extend_from_slice(&data[used..]);
+                conn.inbuf_dirty = budget == 0 && !conn.inbuf.is_empty();
+            } else {
+                conn.inbuf.extend_from_slice(&self.scratch[..read]);
+                conn.inbuf_dirty = true;
+            }
+            note_partial(conn);
+            if budget == 0 {
+                self.pending.push(slot);
+                let _ = flush(conn, stats);
+                return;
+            }
+        }
+    }
+
+    /// Times out slow heads and idle connections.
+    fn sweep(&mut self, now: Instant) {
+        let config = &self.shared.config;
+        let idle_limit = if config.http_idle_timeout.is_zero() {
+            config.http_request_timeout
+        } else {
+            config.http_idle_timeout
+        };
+        let stats = self.shared.stats.worker(self.id);
+        for (slot, conn) in self.conns.iter_mut().enumerate() {
+            let Some(conn) = conn else { continue };
+            if self.closing.contains(&slot) {
+                continue;
+            }
+            if let Some(started) = conn.request_started {
+                if now.duration_since(started) >= config.http_request_timeout
+                    && !conn.close_after_flush
+                {
+                    conn.inbuf = Vec::new();
+                    conn.inbuf_dirty = false;
+                    conn.request_started = None;
+                    reject(conn, stats, Reject::RequestTimeout);
+                    self.pending.push(slot);
+                }
+                continue;
+            }
+            if now.duration_since(conn.last_active) >= idle_limit {
+                if !conn.has_output() {
+                    WorkerStats::bump(&stats.http_idle_closed);
+                }
+                // Also a client that stopped reading its replies.
+                self.closing.push(slot);
+            }
+        }
+    }
+
+    fn close_marked(&mut self) {
+        while let Some(slot) = self.closing.pop() {
+            if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+                let _ = self.poll.registry().deregister(&mut conn.stream);
+                self.shared
+                    .limiter
+                    .release(&self.shared.stats.http_open, limiter_ip(&conn.peer));
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// Shutdown: stop accepting, close idle connections, finish writing
+    /// replies already produced (bounded by `DRAIN_TIME`).
+    fn drain(&mut self) {
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let deadline = Instant::now() + DRAIN_TIME;
+        let mut events = Events::with_capacity(256);
+        loop {
+            for slot in 0..self.conns.len() {
+                if let Some(conn) = self.conns[slot].as_mut() {
+                    conn.close_after_flush = true;
+                    if !conn.has_output() {
+                        self.closing.push(slot);
+                    }
+                }
+            }
+            self.close_marked();
+            if self.conns.iter().all(Option::is_none) || Instant::now() >= deadline {
+                break;
+            }
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(50)));
+            for event in events.iter() {
+                if event.token().0 >= CONN_BASE {
+                    self.drive(event.token().0 - CONN_BASE);
+                }
+            }
+            self.close_marked();
+        }
+        for slot in 0..self.conns.len() {
+            self.closing.push(slot);
+        }
+        self.close_marked();
+    }
+}
+
+/// Writes what `out` holds. `Ok(true)`: all written; `Ok(false)`: the socket
+/// is full; `Err`: the connection is broken.
+fn flush(conn: &mut Conn, stats: &WorkerStats) -> io::Result<bool> {
+    while conn.has_output() {
+        match conn.stream.write(&conn.out[conn.out_pos..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                conn.out_pos += n;
+                conn.last_active = Instant::now();
+                stats.http_bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    conn.out.clear();
+    conn.out_pos = 0;
+    if conn.out.capacity() > OUT_KEEP_BYTES {
+        conn.out = Vec::new();
+    }
+    Ok(true)
+}
+
+/// Starts or stops the head timer as a partial request appears or goes.
+fn note_partial(conn: &mut Conn) {
+    if conn.inbuf.is_empty() {
+        conn.request_started = None;
+    } else if conn.request_started.is_none() {
+        conn.request_started = Some(Instant::now());
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the listener is fine, the process or
+/// system is out of something; retry later instead of spinning.
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23) | Some(24) | Some(105) | Some(12))
+}
+
+/// Sweep period: fine enough for the shortest configured timeout.
+fn tick(shared: &Shared) -> Duration {
+    let c = &shared.config;
+    let mut shortest = c.http_request_timeout;
+    if !c.http_idle_timeout.is_zero() {
+        shortest = shortest.min(c.http_idle_timeout);
+    }
+    (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}

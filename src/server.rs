@@ -1,0 +1,234 @@
+//! Start and stop: bind every socket, spawn the named threads, supervise.
+//!
+//! Threads: `worker-N` (N = `workers`; each one mio poll loop over its own
+//! SO_REUSEPORT listeners), `reaper` (expiry + gauges every
+//! `reap_interval`), and in the binary a `signals` thread. Every thread
+//! reports its exit on one channel; the supervisor (`run`, or a test via
+//! `Server::next_event`) turns an unexpected exit into a shutdown with a
+//! non-zero status.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::core::announce::Tracker;
+use crate::http::limits::ConnLimiter;
+use crate::http::server::{Worker, WAKER};
+use crate::stats::Stats;
+
+/// Listen backlog for each HTTP listener.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// State every thread shares, read-only apart from its atomics and locks.
+pub struct Shared {
+    /// The configuration the tracker started with.
+    pub config: Config,
+    /// The swarms and their rules.
+    pub tracker: Tracker,
+    /// Counters and gauges.
+    pub stats: Stats,
+    /// HTTP connection admission.
+    pub limiter: ConnLimiter,
+    /// Set once to stop every thread.
+    pub shutdown: AtomicBool,
+}
+
+/// Something the supervisor must react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A signal arrived (number).
+    Signal(i32),
+    /// A thread ended (its name); during a shutdown this is expected.
+    Exited(String),
+}
+
+/// A running tracker.
+pub struct Server {
+    shared: Arc<Shared>,
+    http_addrs: Vec<SocketAddr>,
+    wakers: Vec<Arc<Waker>>,
+    threads: Vec<JoinHandle<()>>,
+    events_tx: Sender<Event>,
+    events_rx: Receiver<Event>,
+}
+
+/// Sends the thread's name when dropped: at its end, panics included.
+struct ExitNotice(String, Sender<Event>);
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        let _ = self.1.send(Event::Exited(std::mem::take(&mut self.0)));
+    }
+}
+
+/// Binds every socket and starts every thread. Errors name what failed
+/// (`bind 0.0.0.0:6969: Address already in use`).
+pub fn start(config: Config) -> io::Result<Server> {
+    config
+        .validate()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let workers = config.worker_count();
+    let clock = Clock::new();
+    let shared = Arc::new(Shared {
+        tracker: Tracker::new(&config, clock),
+        stats: Stats::new(workers),
+        limiter: ConnLimiter::default(),
+        shutdown: AtomicBool::new(false),
+        config,
+    });
+
+    // Worker 0 binds first; with port 0 the kernel picks one and the other
+    // workers join that same port through SO_REUSEPORT.
+    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    let mut http_addrs = Vec::new();
+    for wanted in &shared.config.http_listen {
+        let mut addr = *wanted;
+        for listeners in per_worker.iter_mut() {
+            let l = bind_tcp(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("bind {wanted}: {e}")))?;
+            addr = l.local_addr()?;
+            listeners.push(l);
+        }
+        http_addrs.push(addr);
+    }
+
+    let (events_tx, events_rx) = channel();
+    let mut server = Server {
+        shared: Arc::clone(&shared),
+        http_addrs,
+        wakers: Vec::new(),
+        threads: Vec::new(),
+        events_tx,
+        events_rx,
+    };
+    for (id, listeners) in per_worker.into_iter().enumerate() {
+        let poll = Poll::new()?;
+        server
+            .wakers
+            .push(Arc::new(Waker::new(poll.registry(), WAKER)?));
+        let worker = Worker::new(id, poll, Arc::clone(&shared), listeners)?;
+        server.spawn(format!("worker-{id}"), move || worker.run())?;
+    }
+    let reaper_shared = Arc::clone(&shared);
+    server.spawn("reaper".into(), move || reaper(&reaper_shared))?;
+    Ok(server)
+}
+
+impl Server {
+    fn spawn(&mut self, name: String, body: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let notice = ExitNotice(name.clone(), self.events_tx.clone());
+        let handle = std::thread::Builder::new().name(name).spawn(move || {
+            let _notice = notice;
+            body();
+        })?;
+        self.threads.push(handle);
+        Ok(())
+    }
+
+    /// The bound HTTP addresses, in `http_listen` order (ports resolved).
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.http_addrs
+    }
+
+    /// The shared state (config, tracker, stats).
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The tracker clock (tests move it forward).
+    pub fn clock(&self) -> &Clock {
+        self.shared.tracker.clock()
+    }
+
+    /// A sender for the supervisor's events (the binary's signal thread).
+    pub fn events(&self) -> Sender<Event> {
+        self.events_tx.clone()
+    }
+
+    /// Waits for the next signal or thread exit.
+    pub fn next_event(&self) -> Option<Event> {
+        self.events_rx.recv().ok()
+    }
+
+    /// Stops accepting, lets workers finish replies in flight, stops every
+    /// thread and waits for them.
+    pub fn shutdown(self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One non-blocking SO_REUSEPORT listener (IPv6 sockets IPV6_V6ONLY, so
+/// `0.0.0.0` and `[::]` can both be bound).
+fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// The reaper thread: every `reap_interval`, expire and recount.
+fn reaper(shared: &Shared) {
+    let interval = shared.config.reap_interval;
+    let mut next = Instant::now() + interval;
+    while !shared.shutdown.load(Ordering::Acquire) {
+        let now = Instant::now();
+        if now < next {
+            std::thread::park_timeout(next - now);
+            continue;
+        }
+        let totals = shared.tracker.reap();
+        if totals.longest_hold > Duration::from_millis(1) {
+            log::debug!("reaper: a stripe was held {:?}", totals.longest_hold);
+        }
+        shared.stats.set_totals(totals);
+        next = Instant::now() + interval;
+    }
+}
+
+/// Lets a message through at most once per period (log flood control).
+pub struct Throttle {
+    period: Duration,
+    next: Option<Instant>,
+}
+
+impl Throttle {
+    /// At most one `ready()` per `period`.
+    pub fn new(period: Duration) -> Throttle {
+        Throttle { period, next: None }
+    }
+
+    /// True if a message may be emitted now.
+    pub fn ready(&mut self) -> bool {
+        let now = Instant::now();
+        if self.next.is_some_and(|n| now < n) {
+            return false;
+        }
+        self.next = Some(now + self.period);
+        true
+    }
+}

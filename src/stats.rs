@@ -1,0 +1,326 @@
+//! Counters and gauges, and the plain-text stats page (Prometheus text
+//! exposition format, readable by eye).
+//!
+//! Each worker owns a `WorkerStats` (its own cache lines: no false sharing)
+//! and bumps it with `Relaxed` atomics; the page sums them when rendered.
+//! Store totals (torrents, peers) are refreshed by each reaper sweep.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::core::announce::Totals;
+use crate::core::Failure;
+
+/// Address family label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4
+    V4 = 0,
+    /// IPv6
+    V6 = 1,
+}
+
+impl Family {
+    /// The family of `ip` (v4-mapped IPv6 counts as IPv4).
+    pub fn of(ip: std::net::IpAddr) -> Family {
+        match ip {
+            std::net::IpAddr::V4(_) => Family::V4,
+            std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => Family::V4,
+            std::net::IpAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
+const FAMILIES: [&str; 2] = ["ipv4", "ipv6"];
+
+/// Why the HTTP front refused or cut a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// `http_max_connections` reached (503).
+    MaxConnections = 0,
+    /// `http_max_connections_per_ip` reached (503).
+    MaxConnectionsPerIp,
+    /// Request head over `http_max_request_bytes` (431).
+    HeadTooLarge,
+    /// More header lines than `http_max_headers` (431).
+    TooManyHeaders,
+    /// Head not complete within `http_request_timeout` (408).
+    RequestTimeout,
+    /// Unparseable request (400).
+    BadRequest,
+    /// Method other than GET or HEAD (405).
+    Method,
+}
+
+impl Reject {
+    /// Every variant, index = `self as usize`.
+    pub const ALL: [Reject; 7] = [
+        Reject::MaxConnections,
+        Reject::MaxConnectionsPerIp,
+        Reject::HeadTooLarge,
+        Reject::TooManyHeaders,
+        Reject::RequestTimeout,
+        Reject::BadRequest,
+        Reject::Method,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::MaxConnections => "max_connections",
+            Reject::MaxConnectionsPerIp => "max_connections_per_ip",
+            Reject::HeadTooLarge => "head_too_large",
+            Reject::TooManyHeaders => "too_many_headers",
+            Reject::RequestTimeout => "request_timeout",
+            Reject::BadRequest => "bad_request",
+            Reject::Method => "method_not_allowed",
+        }
+    }
+}
+
+/// One worker's counters. Aligned to its own cache lines.
+#[derive(Default)]
+#[repr(align(128))]
+pub struct WorkerStats {
+    /// Successful HTTP announces per family.
+    pub http_announces: [AtomicU64; 2],
+    /// Successful HTTP scrapes per family.
+    pub http_scrapes: [AtomicU64; 2],
+    /// Refused requests per `Failure`.
+    pub failures: [AtomicU64; Failure::ALL.len()],
+    /// HTTP requests parsed (any route).
+    pub http_requests: AtomicU64,
+    /// HTTP connections accepted.
+    pub http_accepted: AtomicU64,
+    /// HTTP connections refused or cut, per `Reject`.
+    pub http_rejected: [AtomicU64; Reject::ALL.len()],
+    /// Keep-alive connections closed for idleness.
+    pub http_idle_closed: AtomicU64,
+    /// HTTP bytes read.
+    pub http_bytes_in: AtomicU64,
+    /// HTTP bytes written.
+    pub http_bytes_out: AtomicU64,
+}
+
+impl WorkerStats {
+    /// Adds one to `counter`.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// All counters and gauges of a running tracker.
+pub struct Stats {
+    started: Instant,
+    workers: Box<[WorkerStats]>,
+    /// Open HTTP connections (maintained by the connection limiter).
+    pub http_open: AtomicUsize,
+    totals: Mutex<Totals>,
+}
+
+impl Stats {
+    /// Counters for `workers` workers.
+    pub fn new(workers: usize) -> Stats {
+        Stats {
+            started: Instant::now(),
+            workers: (0..workers.max(1))
+                .map(|_| WorkerStats::default())
+                .collect(),
+            http_open: AtomicUsize::new(0),
+            totals: Mutex::new(Totals::default()),
+        }
+    }
+
+    /// Worker `i`'s counters (wraps around; workers are numbered 0..n).
+    pub fn worker(&self, i: usize) -> &WorkerStats {
+        &self.workers[i % self.workers.len()]
+    }
+
+    /// Stores the totals of the latest reaper sweep.
+    pub fn set_totals(&self, totals: Totals) {
+        *self.totals.lock().unwrap_or_else(|p| p.into_inner()) = totals;
+    }
+
+    /// The latest sweep's totals.
+    pub fn totals(&self) -> Totals {
+        *self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sum(&self, f: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
+        self.workers.iter().map(|w| f(w).load(Relaxed)).sum()
+    }
+
+    /// Renders the stats page.
+    pub fn render(&self) -> String {
+        let mut page = Page(String::with_capacity(4096));
+        let t = self.totals();
+        page.gauge(
+            "hayate_uptime_seconds",
+            "Seconds since the tracker started.",
+            &[("", self.started.elapsed().as_secs())],
+        );
+        page.gauge(
+            "hayate_torrents",
+            "Torrents with at least one peer (as of the last reap).",
+            &[("", t.torrents)],
+        );
+        page.gauge(
+            "hayate_peers",
+            "Peers by kind and family (as of the last reap).",
+            &[
+                ("kind=\"seeder\",family=\"ipv4\"", t.seeders_v4),
+                ("kind=\"leecher\",family=\"ipv4\"", t.leechers_v4),
+                ("kind=\"seeder\",family=\"ipv6\"", t.seeders_v6),
+                ("kind=\"leecher\",family=\"ipv6\"", t.leechers_v6),
+            ],
+        );
+        let per_family = |f: &dyn Fn(&WorkerStats) -> &[AtomicU64; 2]| -> [(String, u64); 2] {
+            [0, 1].map(|i| {
+                (
+                    format!("proto=\"http\",family=\"{}\"", FAMILIES[i]),
+                    self.sum(|w| &f(w)[i]),
+                )
+            })
+        };
+        page.counter_owned(
+            "hayate_announces_total",
+            "Successful announces.",
+            &per_family(&|w| &w.http_announces),
+        );
+        page.counter_owned(
+            "hayate_scrapes_total",
+            "Successful scrapes.",
+            &per_family(&|w| &w.http_scrapes),
+        );
+        let failures: Vec<(String, u64)> = Failure::ALL
+            .iter()
+            .map(|f| {
+                (
+                    format!("reason=\"{}\"", f.label()),
+                    self.sum(|w| &w.failures[*f as usize]),
+                )
+            })
+            .collect();
+        page.counter_owned(
+            "hayate_failures_total",
+            "Requests refused with a failure reason.",
+            &failures,
+        );
+        page.counter(
+            "hayate_http_requests_total",
+            "HTTP requests parsed.",
+            &[("", self.sum(|w| &w.http_requests))],
+        );
+        page.gauge(
+            "hayate_http_connections_open",
+            "Open HTTP connections.",
+            &[("", self.http_open.load(Relaxed) as u64)],
+        );
+        page.counter(
+            "hayate_http_connections_accepted_total",
+            "HTTP connections accepted.",
+            &[("", self.sum(|w| &w.http_accepted))],
+        );
+        let rejected: Vec<(String, u64)> = Reject::ALL
+            .iter()
+            .map(|r| {
+                (
+                    format!("reason=\"{}\"", r.label()),
+                    self.sum(|w| &w.http_rejected[*r as usize]),
+                )
+            })
+            .collect();
+        page.counter_owned(
+            "hayate_http_connections_rejected_total",
+            "HTTP connections refused or cut by a limit.",
+            &rejected,
+        );
+        page.counter(
+            "hayate_http_idle_closed_total",
+            "Keep-alive connections closed when idle.",
+            &[("", self.sum(|w| &w.http_idle_closed))],
+        );
+        page.counter(
+            "hayate_bytes_received_total",
+            "Bytes received.",
+            &[("proto=\"http\"", self.sum(|w| &w.http_bytes_in))],
+        );
+        page.counter(
+            "hayate_bytes_sent_total",
+            "Bytes sent.",
+            &[("proto=\"http\"", self.sum(|w| &w.http_bytes_out))],
+        );
+        page.gauge(
+            "hayate_resident_memory_bytes",
+            "Resident memory of the process.",
+            &[("", resident_bytes().unwrap_or(0))],
+        );
+        page.gauge(
+            "hayate_reap_longest_hold_microseconds",
+            "Longest time the last reap held one stripe.",
+            &[("", t.longest_hold.as_micros() as u64)],
+        );
+        page.0
+    }
+}
+
+/// Builds the exposition text.
+struct Page(String);
+
+impl Page {
+    fn metric(&mut self, kind: &str, name: &str, help: &str, rows: &[(&str, u64)]) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in rows {
+            if labels.is_empty() {
+                let _ = writeln!(self.0, "{name} {value}");
+            } else {
+                let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+            }
+        }
+    }
+    fn gauge(&mut self, name: &str, help: &str, rows: &[(&str, u64)]) {
+        self.metric("gauge", name, help, rows);
+    }
+    fn counter(&mut self, name: &str, help: &str, rows: &[(&str, u64)]) {
+        self.metric("counter", name, help, rows);
+    }
+    fn counter_owned(&mut self, name: &str, help: &str, rows: &[(String, u64)]) {
+        let rows: Vec<(&str, u64)> = rows.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+        self.metric("counter", name, help, &rows);
+    }
+}
+
+/// Resident memory of this process, from `/proc/self/status` (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_sums_workers_and_is_well_formed() {
+        let s = Stats::new(2);
+        WorkerStats::bump(&s.worker(0).http_announces[0]);
+        WorkerStats::bump(&s.worker(1).http_announces[0]);
+        WorkerStats::bump(&s.worker(1).failures[Failure::InvalidPort as usize]);
+        let page = s.render();
+        assert!(
+            page.contains("hayate_announces_total{proto=\"http\",family=\"ipv4\"} 2\n"),
+            "{page}"
+        );
+        assert!(page.contains("hayate_failures_total{reason=\"invalid_port\"} 1\n"));
+        for line in page.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap_or_default();
+            assert!(name.starts_with("hayate_"), "{line}");
+            assert!(value.parse::<u64>().is_ok(), "{line}");
+        }
+        assert!(resident_bytes().unwrap_or(0) > 0);
+    }
+}
