@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use hayate::clock::Clock;
-use hayate::core::announce::{Announce, PeerBuf, Tracker};
+use hayate::core::announce::{Announce, Gauges, PeerBuf, Tracker};
 use hayate::core::Event;
 use hayate::rng::Rng;
 use hayate::Config;
@@ -35,6 +35,7 @@ fn bench_announce(c: &mut Criterion) {
     let mut group = c.benchmark_group("announce");
     for size in [1u32, 100, 100_000] {
         let tracker = Tracker::new(&Config::default(), Clock::new());
+        let gauges = Gauges::default();
         let hash = [7u8; 20];
         let mut rng = Rng::from_seed(1);
         let mut out = PeerBuf::default();
@@ -43,12 +44,13 @@ fn bench_announce(c: &mut Criterion) {
                 &request(hash, peer(i), u64::from(i % 3)),
                 &mut rng,
                 &mut out,
+                &gauges,
             );
         }
         // A leecher already in the swarm re-announces (the common case).
         let me = request(hash, peer(size / 2), 1);
         group.bench_with_input(BenchmarkId::new("swarm_size", size), &size, |b, _| {
-            b.iter(|| black_box(tracker.announce(black_box(&me), &mut rng, &mut out)))
+            b.iter(|| black_box(tracker.announce(black_box(&me), &mut rng, &mut out, &gauges)))
         });
     }
     group.finish();

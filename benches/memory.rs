@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Instant;
 
 use hayate::clock::Clock;
-use hayate::core::announce::{Announce, PeerBuf, Tracker};
+use hayate::core::announce::{Announce, Gauges, PeerBuf, Tracker};
 use hayate::core::Event;
 use hayate::rng::Rng;
 use hayate::stats::resident_bytes;
@@ -34,6 +34,7 @@ fn main() {
     let torrents = env("TORRENTS", 200_000).max(2);
     let before = resident_bytes().unwrap_or(0);
     let tracker = Tracker::new(&Config::default(), Clock::new());
+    let gauges = Gauges::default();
     let mut rng = Rng::from_seed(42);
     let mut out = PeerBuf::default();
     let started = Instant::now();
@@ -51,7 +52,7 @@ fn main() {
             want_v4: true,
             want_v6: false,
         };
-        tracker.announce(&a, rng, &mut out);
+        tracker.announce(&a, rng, &mut out, &gauges);
     };
     // Half the torrents: one or two peers each.
     for t in 0..small {
@@ -78,7 +79,7 @@ fn main() {
         placed += 1;
     }
     let fill = started.elapsed();
-    let totals = tracker.reap();
+    let totals = tracker.reap(&gauges);
     let after = resident_bytes().unwrap_or(0);
     let counted = totals.seeders_v4 + totals.leechers_v4;
     let heap = tracker.swarm_heap_bytes() as f64;

@@ -129,11 +129,7 @@ pub fn help() -> String {
         } else {
             format!("{}; ", key.unit)
         };
-        let default = if key.default.is_empty() {
-            "empty"
-        } else {
-            key.default
-        };
+        let default = key.shown_default();
         out.push_str(&format!(
             "  {flag} <{}>\n      {} ({unit}default: {default})\n",
             key.kind, key.doc

@@ -201,7 +201,7 @@ fn reaper(shared: &Shared) {
             std::thread::park_timeout(next - now);
             continue;
         }
-        let totals = shared.tracker.reap();
+        let totals = shared.tracker.reap(&shared.stats.reaper_gauges);
         if totals.longest_hold > Duration::from_millis(1) {
             log::debug!("reaper: a stripe was held {:?}", totals.longest_hold);
         }

@@ -3,14 +3,15 @@
 //!
 //! Each worker owns a `WorkerStats` (its own cache lines: no false sharing)
 //! and bumps it with `Relaxed` atomics; the page sums them when rendered.
-//! Store totals (torrents, peers) are refreshed by each reaper sweep.
+//! Torrent and peer gauges are live: every thread that changes the store
+//! adds signed changes to its own `Gauges`, summed like the counters.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::core::announce::Totals;
+use crate::core::announce::{Gauges, Totals};
 use crate::core::Failure;
 
 /// Address family label.
@@ -102,6 +103,8 @@ pub struct WorkerStats {
     pub http_bytes_in: AtomicU64,
     /// HTTP bytes written.
     pub http_bytes_out: AtomicU64,
+    /// This worker's share of the live torrent and peer counts.
+    pub gauges: Gauges,
 }
 
 impl WorkerStats {
@@ -117,6 +120,8 @@ pub struct Stats {
     workers: Box<[WorkerStats]>,
     /// Open HTTP connections (maintained by the connection limiter).
     pub http_open: AtomicUsize,
+    /// The reaper's share of the live torrent and peer counts.
+    pub reaper_gauges: Gauges,
     totals: Mutex<Totals>,
 }
 
@@ -129,6 +134,7 @@ impl Stats {
                 .map(|_| WorkerStats::default())
                 .collect(),
             http_open: AtomicUsize::new(0),
+            reaper_gauges: Gauges::default(),
             totals: Mutex::new(Totals::default()),
         }
     }
@@ -152,6 +158,17 @@ impl Stats {
         self.workers.iter().map(|w| f(w).load(Relaxed)).sum()
     }
 
+    /// Sums a live gauge over the workers and the reaper (never below 0).
+    fn live(&self, f: impl Fn(&Gauges) -> &AtomicI64) -> u64 {
+        let sum: i64 = self
+            .workers
+            .iter()
+            .map(|w| f(&w.gauges).load(Relaxed))
+            .sum::<i64>()
+            + f(&self.reaper_gauges).load(Relaxed);
+        sum.max(0) as u64
+    }
+
     /// Renders the stats page.
     pub fn render(&self) -> String {
         let mut page = Page(String::with_capacity(4096));
@@ -163,17 +180,29 @@ impl Stats {
         );
         page.gauge(
             "hayate_torrents",
-            "Torrents with at least one peer (as of the last reap).",
-            &[("", t.torrents)],
+            "Torrents with at least one peer.",
+            &[("", self.live(|g| &g.torrents))],
         );
         page.gauge(
             "hayate_peers",
-            "Peers by kind and family (as of the last reap).",
+            "Peers by kind and family.",
             &[
-                ("kind=\"seeder\",family=\"ipv4\"", t.seeders_v4),
-                ("kind=\"leecher\",family=\"ipv4\"", t.leechers_v4),
-                ("kind=\"seeder\",family=\"ipv6\"", t.seeders_v6),
-                ("kind=\"leecher\",family=\"ipv6\"", t.leechers_v6),
+                (
+                    "kind=\"seeder\",family=\"ipv4\"",
+                    self.live(|g| &g.peers[0][1]),
+                ),
+                (
+                    "kind=\"leecher\",family=\"ipv4\"",
+                    self.live(|g| &g.peers[0][0]),
+                ),
+                (
+                    "kind=\"seeder\",family=\"ipv6\"",
+                    self.live(|g| &g.peers[1][1]),
+                ),
+                (
+                    "kind=\"leecher\",family=\"ipv6\"",
+                    self.live(|g| &g.peers[1][0]),
+                ),
             ],
         );
         let per_family = |f: &dyn Fn(&WorkerStats) -> &[AtomicU64; 2]| -> [(String, u64); 2] {

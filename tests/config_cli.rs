@@ -296,3 +296,26 @@ fn print_config_round_trips() {
         .success();
     assert_eq!(again, printed);
 }
+
+/// README's key table documents every key with its default.
+#[test]
+fn readme_documents_every_key() {
+    let readme = include_str!("../README.md");
+    for key in hayate::config::KEYS {
+        let row = format!("| `{}` | ", key.name);
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("README.md has no table row for {}", key.name));
+        let default = if key.default.is_empty() {
+            "empty".to_string()
+        } else {
+            format!("`{}`", key.default)
+        };
+        assert!(
+            line.contains(&default),
+            "README.md row for {} does not show its default {default}: {line}",
+            key.name
+        );
+    }
+}

@@ -127,7 +127,13 @@ fn issue2_hostile_mix_keeps_memory_threads_and_latency() {
     let (mut rss_max, mut threads_max) = (rss0, threads0);
     let started = Instant::now();
     let mut port = 20000;
+    let mut open_during = 0;
     while started.elapsed() < sc.run_for {
+        if port % 10 == 0 {
+            let page = get(addr, "/stats").text();
+            open_during =
+                open_during.max(metric(&page, "hayate_http_connections_open").unwrap_or(0));
+        }
         let t = Instant::now();
         let r = get(addr, &announce(&[7; 20], port, 1, ""));
         latencies.push(t.elapsed());
@@ -140,8 +146,6 @@ fn issue2_hostile_mix_keeps_memory_threads_and_latency() {
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
-    let open_during =
-        metric(&get(addr, "/stats").text(), "hayate_http_connections_open").unwrap_or(0);
     drop(idle);
     let sent: Vec<u64> = attackers
         .into_iter()

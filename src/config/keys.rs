@@ -46,6 +46,15 @@ impl Key {
     pub fn flag(&self) -> String {
         format!("--{}", self.name.replace('_', "-"))
     }
+
+    /// The default as docs show it: `empty` for an empty list or string.
+    pub fn shown_default(&self) -> &'static str {
+        if self.default.is_empty() {
+            "empty"
+        } else {
+            self.default
+        }
+    }
 }
 
 /// The key with this conf name.
@@ -270,11 +279,7 @@ pub fn render_conf(config: &Config) -> String {
         } else {
             format!(", {}", key.unit)
         };
-        let default = if key.default.is_empty() {
-            "empty"
-        } else {
-            key.default
-        };
+        let default = key.shown_default();
         out.push_str(&format!(
             "\n# {} ({}{unit}; default: {default})\n",
             key.doc, key.kind

@@ -2,11 +2,13 @@
 //! HTTP and UDP: an announce updates the swarm and picks peers under one
 //! stripe lock; a scrape reads counts; the reaper expires peers.
 
+use std::collections::hash_map::Entry;
 use std::net::{SocketAddrV4, SocketAddrV6};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::store::Store;
-use super::swarm::{split_want, PeerUpdate, Swarm};
+use super::swarm::{split_want, Delta, PeerUpdate, Swarm};
 use super::{Event, InfoHash};
 use crate::clock::{secs, Clock};
 use crate::config::Config;
@@ -85,6 +87,29 @@ pub struct Totals {
     pub longest_hold: Duration,
 }
 
+/// Live counts kept by whoever changes the store: each worker and the
+/// reaper own one and add signed changes (`Relaxed`, own cache line); the
+/// sum over all of them is exact at any moment.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// Torrents created minus torrents dropped.
+    pub torrents: AtomicI64,
+    /// Peers `[family][kind]` (family 0 IPv4, 1 IPv6; kind 0 leecher, 1 seeder).
+    pub peers: [[AtomicI64; 2]; 2],
+}
+
+impl Gauges {
+    fn apply(&self, delta: &Delta) {
+        for (family, kinds) in delta.0.iter().enumerate() {
+            for (kind, n) in kinds.iter().enumerate() {
+                if *n != 0 {
+                    self.peers[family][kind].fetch_add(*n, Relaxed);
+                }
+            }
+        }
+    }
+}
+
 /// The protocol-independent public tracker: the store and its rules.
 pub struct Tracker {
     store: Store<Swarm>,
@@ -114,8 +139,15 @@ impl Tracker {
     }
 
     /// Records an announce and writes the chosen peers into `out` (cleared
-    /// first). `stopped` removes the peer and hands out nobody.
-    pub fn announce(&self, a: &Announce, rng: &mut Rng, out: &mut PeerBuf) -> AnnounceStats {
+    /// first). `stopped` removes the peer and hands out nobody. Count
+    /// changes go to the caller's `gauges`.
+    pub fn announce(
+        &self,
+        a: &Announce,
+        rng: &mut Rng,
+        out: &mut PeerBuf,
+        gauges: &Gauges,
+    ) -> AnnounceStats {
         out.v4.clear();
         out.v6.clear();
         let seeder = a.left == 0;
@@ -124,31 +156,43 @@ impl Tracker {
             min_interval_secs: self.min_interval_secs,
             ..AnnounceStats::default()
         };
+        let mut delta = Delta::default();
         let mut stripe = self.store.stripe(&a.info_hash);
         if a.event == Event::Stopped {
             if let Some(swarm) = stripe.get_mut(&a.info_hash) {
-                swarm.remove(a.v4, a.v6);
+                swarm.remove(a.v4, a.v6, &mut delta);
                 fill_counts(&mut stats, swarm);
                 if swarm.is_empty() {
                     stripe.remove(&a.info_hash);
+                    gauges.torrents.fetch_sub(1, Relaxed);
                 }
             }
+            drop(stripe);
+            gauges.apply(&delta);
             return stats;
         }
-        let swarm = stripe.entry(a.info_hash).or_default();
+        let swarm = match stripe.entry(a.info_hash) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                gauges.torrents.fetch_add(1, Relaxed);
+                e.insert(Swarm::default())
+            }
+        };
         let update = PeerUpdate {
             v4: a.v4,
             v6: a.v6,
             seeder,
             completed: a.event == Event::Completed && seeder,
         };
-        let me = swarm.update(&update, self.clock.now());
+        let me = swarm.update(&update, self.clock.now(), &mut delta);
         let (avail4, avail6) = swarm.available(me, seeder);
         let avail4 = if a.want_v4 { avail4 } else { 0 };
         let avail6 = if a.want_v6 { avail6 } else { 0 };
         let (w4, w6) = split_want(a.numwant, avail4, avail6);
         swarm.select(me, seeder, w4, w6, rng, &mut out.v4, &mut out.v6);
         fill_counts(&mut stats, swarm);
+        drop(stripe);
+        gauges.apply(&delta);
         stats
     }
 
@@ -166,17 +210,21 @@ impl Tracker {
         }
     }
 
-    /// Expires peers not seen for `peer_timeout`, drops empty swarms, and
-    /// counts what is left; one stripe locked at a time.
-    pub fn reap(&self) -> Totals {
+    /// Expires peers not seen for `peer_timeout`, drops empty swarms
+    /// (changes go to the reaper's `gauges`), and counts what is left; one
+    /// stripe locked at a time.
+    pub fn reap(&self, gauges: &Gauges) -> Totals {
         let cutoff = self.clock.now().saturating_sub(self.timeout_secs);
         let mut totals = Totals::default();
         for i in 0..self.store.stripe_count() {
             let started = Instant::now();
+            let mut delta = Delta::default();
+            let mut dropped = 0;
             let mut stripe = self.store.lock(i);
             stripe.retain(|_, swarm| {
-                swarm.expire(cutoff);
+                swarm.expire(cutoff, &mut delta);
                 if swarm.is_empty() {
+                    dropped += 1;
                     return false;
                 }
                 let (c4, c6) = swarm.counts();
@@ -192,6 +240,8 @@ impl Tracker {
             }
             drop(stripe);
             totals.longest_hold = totals.longest_hold.max(started.elapsed());
+            gauges.apply(&delta);
+            gauges.torrents.fetch_sub(dropped, Relaxed);
         }
         totals
     }
@@ -225,4 +275,72 @@ fn fill_counts(stats: &mut AnnounceStats, swarm: &Swarm) {
     stats.complete = u32::try_from(c4.seeders + c6.seeders).unwrap_or(u32::MAX);
     stats.incomplete = u32::try_from(c4.leechers + c6.leechers).unwrap_or(u32::MAX);
     stats.downloaded = swarm.downloaded;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Live gauges and the reaper's recount agree after a random mix of
+    /// announces, stops, completions and expiry.
+    #[test]
+    fn live_gauges_match_recount() {
+        let config = Config {
+            stripes: 4,
+            peer_timeout: Duration::from_secs(100),
+            ..Config::default()
+        };
+        let tracker = Tracker::new(&config, Clock::new());
+        let (workers, reaper) = ([Gauges::default(), Gauges::default()], Gauges::default());
+        let mut rng = Rng::from_seed(9);
+        let mut out = PeerBuf::default();
+        for round in 0..4000u32 {
+            let n = rng.below(1000) as u32;
+            let addr = |n: u32| {
+                SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + n % 60), 1 + (n % 7) as u16)
+            };
+            let v6 = (n % 3 == 0)
+                .then(|| SocketAddrV6::new(std::net::Ipv6Addr::from(u128::from(n % 40)), 9, 0, 0));
+            let a = Announce {
+                info_hash: [(n % 9) as u8; 20],
+                v4: (n % 5 != 0).then(|| addr(n)),
+                v6,
+                left: u64::from(n % 2),
+                event: [
+                    Event::None,
+                    Event::Started,
+                    Event::Completed,
+                    Event::Stopped,
+                ][rng.below(4)],
+                numwant: 5,
+                want_v4: true,
+                want_v6: true,
+            };
+            tracker.announce(&a, &mut rng, &mut out, &workers[(round % 2) as usize]);
+            if round % 1000 == 999 {
+                tracker.clock().advance(Duration::from_secs(60));
+            }
+        }
+        let totals = tracker.reap(&reaper);
+        let sum = |f: &dyn Fn(&Gauges) -> i64| workers.iter().map(f).sum::<i64>() + f(&reaper);
+        assert_eq!(sum(&|g| g.torrents.load(Relaxed)), totals.torrents as i64);
+        assert_eq!(
+            sum(&|g| g.peers[0][1].load(Relaxed)),
+            totals.seeders_v4 as i64
+        );
+        assert_eq!(
+            sum(&|g| g.peers[0][0].load(Relaxed)),
+            totals.leechers_v4 as i64
+        );
+        assert_eq!(
+            sum(&|g| g.peers[1][1].load(Relaxed)),
+            totals.seeders_v6 as i64
+        );
+        assert_eq!(
+            sum(&|g| g.peers[1][0].load(Relaxed)),
+            totals.leechers_v6 as i64
+        );
+        assert!(totals.torrents > 0 && totals.seeders_v6 + totals.leechers_v6 > 0);
+    }
 }

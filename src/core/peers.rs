@@ -44,6 +44,8 @@ pub struct Upserted<P> {
     pub index: usize,
     /// The record it replaced, `None` for a new peer.
     pub previous: Option<P>,
+    /// The replaced record was a seeder.
+    pub was_seeder: bool,
 }
 
 /// One family's peers of one swarm.
@@ -120,12 +122,14 @@ impl<P: PeerRecord> PeerList<P> {
     pub fn upsert(&mut self, record: P, seeder: bool) -> Upserted<P> {
         match self.find(&record.key()) {
             Some(i) => {
+                let was_seeder = i < self.seeders as usize;
                 let previous = self.peers[i];
                 self.peers[i] = record;
                 let index = self.set_seeder(i, seeder);
                 Upserted {
                     index,
                     previous: Some(previous),
+                    was_seeder,
                 }
             }
             None => {
@@ -146,15 +150,18 @@ impl<P: PeerRecord> PeerList<P> {
                 Upserted {
                     index,
                     previous: None,
+                    was_seeder: false,
                 }
             }
         }
     }
 
-    /// Removes the peer with this key; returns its record.
-    pub fn remove(&mut self, key: &P::Key) -> Option<P> {
+    /// Removes the peer with this key; returns its record and whether it
+    /// was a seeder.
+    pub fn remove(&mut self, key: &P::Key) -> Option<(P, bool)> {
         let i = self.find(key)?;
-        self.remove_at(i)
+        let was_seeder = i < self.seeders as usize;
+        self.remove_at(i).map(|p| (p, was_seeder))
     }
 
     /// Keeps only the peers for which `keep` is true; returns how many
@@ -360,7 +367,7 @@ mod tests {
         check(&l, &[1, 2], &[3]);
         l.upsert(P(2, 6), false);
         check(&l, &[1], &[2, 3]);
-        assert_eq!(l.remove(&1), Some(P(1, 5)));
+        assert_eq!(l.remove(&1), Some((P(1, 5), true)));
         check(&l, &[], &[2, 3]);
         assert_eq!(l.remove(&9), None);
     }

@@ -87,6 +87,17 @@ impl PeerRecord for V6Peer {
     }
 }
 
+/// A signed change in peer counts, `[family][kind]`: family 0 is IPv4 and
+/// 1 is IPv6; kind 0 is leecher and 1 is seeder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta(pub [[i64; 2]; 2]);
+
+impl Delta {
+    fn add(&mut self, family: usize, seeder: bool, n: i64) {
+        self.0[family][usize::from(seeder)] += n;
+    }
+}
+
 /// Seeder and leecher counts of one family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FamilyCounts {
@@ -129,8 +140,9 @@ pub struct SelfIndex {
 
 impl Swarm {
     /// Records an announce (not `stopped`). Counts `completed` once per
-    /// peer: a dual-stacked peer's two records share the flag.
-    pub fn update(&mut self, u: &PeerUpdate, now: u32) -> SelfIndex {
+    /// peer: a dual-stacked peer's two records share the flag. Adds the
+    /// change in peer counts to `delta`.
+    pub fn update(&mut self, u: &PeerUpdate, now: u32, delta: &mut Delta) -> SelfIndex {
         let prev4 = u.v4.and_then(|a| self.v4.find(&V4Peer::new(a, 0, 0).key()));
         let prev6 = u.v6.and_then(|a| self.v6.find(&V6Peer::new(a, 0, 0).key()));
         let was_counted = prev4
@@ -144,23 +156,39 @@ impl Swarm {
             self.downloaded = self.downloaded.saturating_add(1);
             flags |= FLAG_COMPLETED;
         }
-        SelfIndex {
-            v4: u
-                .v4
-                .map(|a| self.v4.upsert(V4Peer::new(a, flags, now), u.seeder).index),
-            v6: u
-                .v6
-                .map(|a| self.v6.upsert(V6Peer::new(a, flags, now), u.seeder).index),
-        }
+        let mut track = |family: usize, was: Option<bool>| {
+            if let Some(was_seeder) = was {
+                delta.add(family, was_seeder, -1);
+            }
+            delta.add(family, u.seeder, 1);
+        };
+        let v4 = u.v4.map(|a| {
+            let up = self.v4.upsert(V4Peer::new(a, flags, now), u.seeder);
+            track(0, up.previous.map(|_| up.was_seeder));
+            up.index
+        });
+        let v6 = u.v6.map(|a| {
+            let up = self.v6.upsert(V6Peer::new(a, flags, now), u.seeder);
+            track(1, up.previous.map(|_| up.was_seeder));
+            up.index
+        });
+        SelfIndex { v4, v6 }
     }
 
-    /// Removes the announcer's records (`stopped`).
-    pub fn remove(&mut self, v4: Option<SocketAddrV4>, v6: Option<SocketAddrV6>) {
-        if let Some(a) = v4 {
-            self.v4.remove(&V4Peer::new(a, 0, 0).key());
+    /// Removes the announcer's records (`stopped`), adding the change to `delta`.
+    pub fn remove(
+        &mut self,
+        v4: Option<SocketAddrV4>,
+        v6: Option<SocketAddrV6>,
+        delta: &mut Delta,
+    ) {
+        if let Some((_, was_seeder)) = v4.and_then(|a| self.v4.remove(&V4Peer::new(a, 0, 0).key()))
+        {
+            delta.add(0, was_seeder, -1);
         }
-        if let Some(a) = v6 {
-            self.v6.remove(&V6Peer::new(a, 0, 0).key());
+        if let Some((_, was_seeder)) = v6.and_then(|a| self.v6.remove(&V6Peer::new(a, 0, 0).key()))
+        {
+            delta.add(1, was_seeder, -1);
         }
     }
 
@@ -221,10 +249,14 @@ impl Swarm {
         )
     }
 
-    /// Drops peers last seen before `cutoff`.
-    pub fn expire(&mut self, cutoff: u32) {
-        self.v4.retain(|p| p.last_seen() >= cutoff);
-        self.v6.retain(|p| p.last_seen() >= cutoff);
+    /// Drops peers last seen before `cutoff`, adding the change to `delta`.
+    pub fn expire(&mut self, cutoff: u32, delta: &mut Delta) {
+        let (s4, l4) = self.v4.retain(|p| p.last_seen() >= cutoff);
+        let (s6, l6) = self.v6.retain(|p| p.last_seen() >= cutoff);
+        delta.add(0, true, -(s4 as i64));
+        delta.add(0, false, -(l4 as i64));
+        delta.add(1, true, -(s6 as i64));
+        delta.add(1, false, -(l6 as i64));
     }
 
     /// True when no peer is left.
@@ -321,12 +353,13 @@ mod tests {
     #[test]
     fn completed_counts_once_per_peer_across_families() {
         let mut s = Swarm::default();
-        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), false, false), 0);
-        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), true, true), 1);
-        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), true, true), 2);
-        s.update(&upd(Some(a4(1, 1)), None, true, true), 3);
+        let d = &mut Delta::default();
+        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), false, false), 0, d);
+        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), true, true), 1, d);
+        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), true, true), 2, d);
+        s.update(&upd(Some(a4(1, 1)), None, true, true), 3, d);
         assert_eq!(s.downloaded, 1);
-        s.update(&upd(Some(a4(2, 1)), None, true, true), 3);
+        s.update(&upd(Some(a4(2, 1)), None, true, true), 3, d);
         assert_eq!(s.downloaded, 2);
         let (c4, c6) = s.counts();
         assert_eq!(
@@ -338,10 +371,11 @@ mod tests {
     #[test]
     fn select_excludes_self_and_seeders_get_leechers() {
         let mut s = Swarm::default();
+        let d = &mut Delta::default();
         for i in 1..=5 {
-            s.update(&upd(Some(a4(i, 100)), None, i <= 2, false), 0);
+            s.update(&upd(Some(a4(i, 100)), None, i <= 2, false), 0, d);
         }
-        let me = s.update(&upd(Some(a4(1, 100)), None, true, false), 0);
+        let me = s.update(&upd(Some(a4(1, 100)), None, true, false), 0, d);
         let mut rng = Rng::from_seed(3);
         let (mut o4, mut o6) = (Vec::new(), Vec::new());
         assert_eq!(s.available(me, true), (3, 0));
@@ -350,7 +384,7 @@ mod tests {
         for chunk in o4.chunks(6) {
             assert!(chunk[3] >= 3, "seeder handed a seeder: {chunk:?}");
         }
-        let me = s.update(&upd(Some(a4(4, 100)), None, false, false), 0);
+        let me = s.update(&upd(Some(a4(4, 100)), None, false, false), 0, d);
         assert_eq!(s.available(me, false), (4, 0));
         o4.clear();
         s.select(me, false, 50, 50, &mut rng, &mut o4, &mut o6);
@@ -361,12 +395,15 @@ mod tests {
     #[test]
     fn expire_and_remove() {
         let mut s = Swarm::default();
-        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), false, false), 10);
-        s.update(&upd(Some(a4(2, 1)), None, false, false), 20);
-        s.expire(15);
+        let d = &mut Delta::default();
+        s.update(&upd(Some(a4(1, 1)), Some(a6(1, 1)), false, false), 10, d);
+        s.update(&upd(Some(a4(2, 1)), None, true, false), 20, d);
+        assert_eq!(d.0, [[1, 1], [1, 0]]);
+        s.expire(15, d);
         assert_eq!(s.v4.len(), 1);
         assert!(s.v6.is_empty());
-        s.remove(Some(a4(2, 1)), None);
+        s.remove(Some(a4(2, 1)), None, d);
         assert!(s.is_empty());
+        assert_eq!(d.0, [[0, 0], [0, 0]]);
     }
 }

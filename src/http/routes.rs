@@ -129,9 +129,10 @@ impl Routes {
             want_v4: true,
             want_v6: true,
         };
-        let counts = shared
-            .tracker
-            .announce(&announce, &mut self.rng, &mut self.peers);
+        let counts =
+            shared
+                .tracker
+                .announce(&announce, &mut self.rng, &mut self.peers, &stats.gauges);
         reply::announce(
             body,
             &counts,

@@ -97,8 +97,12 @@ impl Worker {
         let tick = tick(&self.shared);
         let mut next_sweep = Instant::now() + tick;
         loop {
+            // Wake early for queued work: pending connections now, a
+            // postponed accept when it is due.
             let timeout = if self.pending.is_empty() {
-                tick
+                self.accept_retry_at.map_or(tick, |at| {
+                    at.saturating_duration_since(Instant::now()).min(tick)
+                })
             } else {
                 Duration::ZERO
             };
