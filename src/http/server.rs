@@ -291,6 +291,8 @@ impl Worker {
                 reject(conn, stats, Reject::HeadTooLarge);
                 continue;
             }
+            // room <= scratch.len(): both come from the start-time
+            // http_max_request_bytes, which never changes in a worker.
             let read = match conn.stream.read(&mut self.scratch[..room]) {
                 Ok(0) => return self.closing.push(slot),
                 Ok(n) => n,
