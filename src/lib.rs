@@ -14,6 +14,8 @@ pub mod http;
 pub mod rng;
 pub mod server;
 pub mod stats;
+pub mod udp;
+pub mod worker;
 
 use std::process::ExitCode;
 
@@ -30,11 +32,9 @@ pub fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addrs: Vec<String> = server
-        .http_addrs()
-        .iter()
-        .map(|a| format!("http://{a}"))
-        .collect();
+    let http = server.http_addrs().iter().map(|a| format!("http://{a}"));
+    let udp = server.udp_addrs().iter().map(|a| format!("udp://{a}"));
+    let addrs: Vec<String> = http.chain(udp).collect();
     log::info!(
         "hayate {} serving {} with {} workers",
         env!("CARGO_PKG_VERSION"),

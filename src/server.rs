@@ -22,8 +22,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::announce::Tracker;
 use crate::http::limits::ConnLimiter;
-use crate::http::server::{Worker, WAKER};
+use crate::http::server::HttpFront;
 use crate::stats::Stats;
+use crate::udp::connid::ConnIds;
+use crate::udp::front::UdpFront;
+use crate::worker::{Worker, WAKER};
 
 /// Listen backlog for each HTTP listener.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -38,6 +41,9 @@ pub struct Shared {
     pub stats: Stats,
     /// HTTP connection admission.
     pub limiter: ConnLimiter,
+    /// UDP connection IDs (one key for all workers: the kernel may deliver
+    /// a client's connect and its announce to different workers).
+    pub conn_ids: ConnIds,
     /// Set once to stop every thread.
     pub shutdown: AtomicBool,
 }
@@ -55,6 +61,7 @@ pub enum Event {
 pub struct Server {
     shared: Arc<Shared>,
     http_addrs: Vec<SocketAddr>,
+    udp_addrs: Vec<SocketAddr>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<()>>,
     events_tx: Sender<Event>,
@@ -82,41 +89,55 @@ pub fn start(config: Config) -> io::Result<Server> {
         tracker: Tracker::new(&config, clock),
         stats: Stats::new(workers),
         limiter: ConnLimiter::default(),
+        conn_ids: ConnIds::default(),
         shutdown: AtomicBool::new(false),
         config,
     });
 
     // Worker 0 binds first; with port 0 the kernel picks one and the other
     // workers join that same port through SO_REUSEPORT.
-    let mut per_worker: Vec<Vec<std::net::TcpListener>> =
-        (0..workers).map(|_| Vec::new()).collect();
+    let mut tcp: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut http_addrs = Vec::new();
     for wanted in &shared.config.http_listen {
         let mut addr = *wanted;
-        for listeners in per_worker.iter_mut() {
-            let l = bind_tcp(addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("bind {wanted}: {e}")))?;
+        for listeners in tcp.iter_mut() {
+            let l = bind_tcp(addr).map_err(|e| context(e, "bind", wanted))?;
             addr = l.local_addr()?;
             listeners.push(l);
         }
         http_addrs.push(addr);
+    }
+    let mut udp: Vec<Vec<std::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut udp_addrs = Vec::new();
+    for wanted in &shared.config.udp_listen {
+        let mut addr = *wanted;
+        for (w, sockets) in udp.iter_mut().enumerate() {
+            let s = bind_udp(addr, shared.config.udp_recv_buffer, w == 0)
+                .map_err(|e| context(e, "bind udp", wanted))?;
+            addr = s.local_addr()?;
+            sockets.push(s);
+        }
+        udp_addrs.push(addr);
     }
 
     let (events_tx, events_rx) = channel();
     let mut server = Server {
         shared: Arc::clone(&shared),
         http_addrs,
+        udp_addrs,
         wakers: Vec::new(),
         threads: Vec::new(),
         events_tx,
         events_rx,
     };
-    for (id, listeners) in per_worker.into_iter().enumerate() {
+    for (id, (listeners, sockets)) in tcp.into_iter().zip(udp).enumerate() {
         let poll = Poll::new()?;
         server
             .wakers
             .push(Arc::new(Waker::new(poll.registry(), WAKER)?));
-        let worker = Worker::new(id, poll, Arc::clone(&shared), listeners)?;
+        let http = HttpFront::new(id, poll.registry(), Arc::clone(&shared), listeners)?;
+        let udp = UdpFront::new(id, poll.registry(), Arc::clone(&shared), sockets)?;
+        let worker = Worker::new(poll, Arc::clone(&shared), http, udp);
         server.spawn(format!("worker-{id}"), move || worker.run())?;
     }
     let reaper_shared = Arc::clone(&shared);
@@ -138,6 +159,11 @@ impl Server {
     /// The bound HTTP addresses, in `http_listen` order (ports resolved).
     pub fn http_addrs(&self) -> &[SocketAddr] {
         &self.http_addrs
+    }
+
+    /// The bound UDP addresses, in `udp_listen` order (ports resolved).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
     }
 
     /// The shared state (config, tracker, stats).
@@ -189,6 +215,38 @@ fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
+}
+
+/// One non-blocking SO_REUSEPORT UDP socket with the receive buffer asked
+/// for; the kernel clamps it to `net.core.rmem_max`, so what it granted is
+/// logged (once per address).
+fn bind_udp(
+    addr: SocketAddr,
+    recv_buffer: usize,
+    log_grant: bool,
+) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
+        log::warn!("udp {addr}: receive buffer of {recv_buffer} bytes refused: {e}");
+    }
+    socket.bind(&addr.into())?;
+    if log_grant {
+        // Linux reports double the usable size (bookkeeping included).
+        let granted = socket.recv_buffer_size().unwrap_or(0);
+        log::info!("udp {addr}: receive buffer {granted} bytes granted ({recv_buffer} asked)");
+    }
+    Ok(socket.into())
+}
+
+/// An error with what was being done and to which address.
+fn context(e: io::Error, what: &str, addr: &SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
 }
 
 /// The reaper thread: every `reap_interval`, expire and recount.

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::core::announce::{Gauges, Totals};
 use crate::core::Failure;
+use crate::udp::codec::Invalid;
 
 /// Address family label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +36,14 @@ impl Family {
 }
 
 const FAMILIES: [&str; 2] = ["ipv4", "ipv6"];
+
+/// Index of HTTP in `[proto]` arrays.
+pub const PROTO_HTTP: usize = 0;
+/// Index of UDP in `[proto]` arrays.
+pub const PROTO_UDP: usize = 1;
+const PROTOS: [&str; 2] = ["http", "udp"];
+/// UDP request actions, index of `udp_requests`.
+const UDP_ACTIONS: [&str; 3] = ["connect", "announce", "scrape"];
 
 /// Why the HTTP front refused or cut a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,10 +94,10 @@ impl Reject {
 #[derive(Default)]
 #[repr(align(128))]
 pub struct WorkerStats {
-    /// Successful HTTP announces per family.
-    pub http_announces: [AtomicU64; 2],
-    /// Successful HTTP scrapes per family.
-    pub http_scrapes: [AtomicU64; 2],
+    /// Successful announces `[proto][family]`.
+    pub announces: [[AtomicU64; 2]; 2],
+    /// Successful scrapes `[proto][family]`.
+    pub scrapes: [[AtomicU64; 2]; 2],
     /// Refused requests per `Failure`.
     pub failures: [AtomicU64; Failure::ALL.len()],
     /// HTTP requests parsed (any route).
@@ -103,6 +112,18 @@ pub struct WorkerStats {
     pub http_bytes_in: AtomicU64,
     /// HTTP bytes written.
     pub http_bytes_out: AtomicU64,
+    /// UDP requests decoded, `[action][family]` (connect, announce, scrape).
+    pub udp_requests: [[AtomicU64; 2]; 3],
+    /// UDP datagrams dropped as garbage, per `udp::codec::Invalid`.
+    pub udp_invalid: [AtomicU64; Invalid::ALL.len()],
+    /// UDP connection IDs refused, per `udp::connid::Refused` (forged, expired).
+    pub udp_connid_refused: [AtomicU64; 2],
+    /// UDP replies the socket did not take.
+    pub udp_dropped_replies: AtomicU64,
+    /// UDP bytes read.
+    pub udp_bytes_in: AtomicU64,
+    /// UDP bytes written.
+    pub udp_bytes_out: AtomicU64,
     /// This worker's share of the live torrent and peer counts.
     pub gauges: Gauges,
 }
@@ -205,23 +226,25 @@ impl Stats {
                 ),
             ],
         );
-        let per_family = |f: &dyn Fn(&WorkerStats) -> &[AtomicU64; 2]| -> [(String, u64); 2] {
-            [0, 1].map(|i| {
-                (
-                    format!("proto=\"http\",family=\"{}\"", FAMILIES[i]),
-                    self.sum(|w| &f(w)[i]),
-                )
-            })
+        let per_proto_family = |f: &dyn Fn(&WorkerStats) -> &[[AtomicU64; 2]; 2]| {
+            let mut rows = Vec::with_capacity(4);
+            for (p, proto) in PROTOS.iter().enumerate() {
+                for (i, family) in FAMILIES.iter().enumerate() {
+                    let value = self.sum(|w| &f(w)[p][i]);
+                    rows.push((format!("proto=\"{proto}\",family=\"{family}\""), value));
+                }
+            }
+            rows
         };
         page.counter_owned(
             "hayate_announces_total",
             "Successful announces.",
-            &per_family(&|w| &w.http_announces),
+            &per_proto_family(&|w| &w.announces),
         );
         page.counter_owned(
             "hayate_scrapes_total",
             "Successful scrapes.",
-            &per_family(&|w| &w.http_scrapes),
+            &per_proto_family(&|w| &w.scrapes),
         );
         let failures: Vec<(String, u64)> = Failure::ALL
             .iter()
@@ -271,15 +294,60 @@ impl Stats {
             "Keep-alive connections closed when idle.",
             &[("", self.sum(|w| &w.http_idle_closed))],
         );
+        let mut udp_requests = Vec::with_capacity(6);
+        for (a, action) in UDP_ACTIONS.iter().enumerate() {
+            for (i, family) in FAMILIES.iter().enumerate() {
+                let value = self.sum(|w| &w.udp_requests[a][i]);
+                udp_requests.push((format!("action=\"{action}\",family=\"{family}\""), value));
+            }
+        }
+        page.counter_owned(
+            "hayate_udp_requests_total",
+            "UDP requests decoded, by action and family.",
+            &udp_requests,
+        );
+        let invalid: Vec<(String, u64)> = Invalid::ALL
+            .iter()
+            .map(|c| {
+                (
+                    format!("cause=\"{}\"", c.label()),
+                    self.sum(|w| &w.udp_invalid[*c as usize]),
+                )
+            })
+            .collect();
+        page.counter_owned(
+            "hayate_udp_invalid_total",
+            "UDP datagrams dropped as garbage, by cause.",
+            &invalid,
+        );
+        page.counter(
+            "hayate_udp_connection_id_refused_total",
+            "UDP requests with a forged or expired connection ID.",
+            &[
+                ("reason=\"forged\"", self.sum(|w| &w.udp_connid_refused[0])),
+                ("reason=\"expired\"", self.sum(|w| &w.udp_connid_refused[1])),
+            ],
+        );
+        page.counter(
+            "hayate_udp_dropped_replies_total",
+            "UDP replies the socket would not take (buffer full).",
+            &[("", self.sum(|w| &w.udp_dropped_replies))],
+        );
         page.counter(
             "hayate_bytes_received_total",
             "Bytes received.",
-            &[("proto=\"http\"", self.sum(|w| &w.http_bytes_in))],
+            &[
+                ("proto=\"http\"", self.sum(|w| &w.http_bytes_in)),
+                ("proto=\"udp\"", self.sum(|w| &w.udp_bytes_in)),
+            ],
         );
         page.counter(
             "hayate_bytes_sent_total",
             "Bytes sent.",
-            &[("proto=\"http\"", self.sum(|w| &w.http_bytes_out))],
+            &[
+                ("proto=\"http\"", self.sum(|w| &w.http_bytes_out)),
+                ("proto=\"udp\"", self.sum(|w| &w.udp_bytes_out)),
+            ],
         );
         page.gauge(
             "hayate_resident_memory_bytes",
@@ -336,14 +404,16 @@ mod tests {
     #[test]
     fn page_sums_workers_and_is_well_formed() {
         let s = Stats::new(2);
-        WorkerStats::bump(&s.worker(0).http_announces[0]);
-        WorkerStats::bump(&s.worker(1).http_announces[0]);
+        WorkerStats::bump(&s.worker(0).announces[PROTO_HTTP][0]);
+        WorkerStats::bump(&s.worker(1).announces[PROTO_HTTP][0]);
+        WorkerStats::bump(&s.worker(1).announces[PROTO_UDP][1]);
         WorkerStats::bump(&s.worker(1).failures[Failure::InvalidPort as usize]);
         let page = s.render();
         assert!(
             page.contains("hayate_announces_total{proto=\"http\",family=\"ipv4\"} 2\n"),
             "{page}"
         );
+        assert!(page.contains("hayate_announces_total{proto=\"udp\",family=\"ipv6\"} 1\n"));
         assert!(page.contains("hayate_failures_total{reason=\"invalid_port\"} 1\n"));
         for line in page.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap_or_default();

@@ -12,8 +12,15 @@ use common::*;
 
 #[test]
 fn sigterm_finishes_in_flight_and_exits_zero() {
-    let mut p = Proc::start(&["--http-listen", "127.0.0.1:0, [::1]:0", "--workers", "2"]);
-    assert_eq!(p.http.len(), 2, "{}", p.stderr_text());
+    let mut p = Proc::start(&[
+        "--http-listen",
+        "127.0.0.1:0, [::1]:0",
+        "--udp-listen",
+        "127.0.0.1:0, [::1]:0",
+        "--workers",
+        "2",
+    ]);
+    assert_eq!((p.http.len(), p.udp.len()), (2, 2), "{}", p.stderr_text());
     let r = get(p.http[1], &announce(&[1; 20], 1, 1, ""));
     assert_eq!(failure(&r.bencode()), None);
     // An idle keep-alive connection must not hold the shutdown up.
@@ -44,7 +51,14 @@ fn sigterm_finishes_in_flight_and_exits_zero() {
 
 #[test]
 fn sigint_also_stops() {
-    let mut p = Proc::start(&["--http-listen", "127.0.0.1:0", "--workers", "1"]);
+    let mut p = Proc::start(&[
+        "--http-listen",
+        "127.0.0.1:0",
+        "--udp-listen",
+        "",
+        "--workers",
+        "1",
+    ]);
     p.signal("INT");
     let status = p.wait_exit(Duration::from_secs(5)).expect("exit");
     assert!(status.success());
@@ -55,7 +69,7 @@ fn port_in_use_is_a_one_line_startup_error() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
-        .args(["--http-listen", &addr.to_string()])
+        .args(["--http-listen", &addr.to_string(), "--udp-listen", ""])
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();

@@ -60,6 +60,8 @@ fn connect_from(src: [u8; 4], to: SocketAddr) -> Option<TcpStream> {
 fn issue2_hostile_mix_keeps_memory_threads_and_latency() {
     let sc = scale();
     let p = Proc::start(&[
+        "--udp-listen",
+        "",
         "--http-listen",
         "127.0.0.1:0",
         "--workers",

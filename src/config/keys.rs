@@ -95,6 +95,16 @@ pub static KEYS: &[Key] = &[
         |s| v::parse_list(s, v::parse_socket_addr), v::render_list
     },
     key! {
+        udp_listen, "address list", "0.0.0.0:6969, [::]:6969", "",
+        "Addresses the UDP tracker (BEP 15) listens on; empty = no UDP",
+        |s| v::parse_list(s, v::parse_socket_addr), v::render_list
+    },
+    key! {
+        udp_recv_buffer, "size", "8MiB", "bytes",
+        "Receive buffer asked for each UDP socket; the kernel may grant less (logged)",
+        v::parse_size, v::render_size, super::check_udp_recv_buffer
+    },
+    key! {
         workers, "count", "auto", "threads",
         "Worker threads serving requests; auto = one per CPU core",
         parse_workers, render_workers, super::check_workers
@@ -309,7 +319,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_fields_and_flags() {
-        assert_eq!(KEYS.len(), 23);
+        assert_eq!(KEYS.len(), 25);
         for (i, key) in KEYS.iter().enumerate() {
             assert!(
                 KEYS.iter().skip(i + 1).all(|k| k.name != key.name),
@@ -330,7 +340,10 @@ mod tests {
             );
             assert!(std::ptr::eq(lookup(key.name).unwrap_or(&KEYS[0]), key));
         }
-        assert_eq!(KEYS[3].flag(), "--announce-interval");
+        assert_eq!(
+            lookup("announce_interval").map(Key::flag).as_deref(),
+            Some("--announce-interval")
+        );
         assert!(lookup("nope").is_none());
     }
 

@@ -22,6 +22,10 @@ pub use keys::{render_conf, Key, KEYS};
 pub struct Config {
     /// HTTP listen addresses (one SO_REUSEPORT listener per worker each).
     pub http_listen: Vec<SocketAddr>,
+    /// UDP listen addresses (one SO_REUSEPORT socket per worker each).
+    pub udp_listen: Vec<SocketAddr>,
+    /// Requested UDP socket receive buffer in bytes (the kernel may clamp it).
+    pub udp_recv_buffer: usize,
     /// Worker threads; 0 = one per available core.
     pub workers: usize,
     /// Mutex stripes over the swarm map; a power of two.
@@ -99,6 +103,8 @@ impl Config {
     fn blank() -> Self {
         Config {
             http_listen: Vec::new(),
+            udp_listen: Vec::new(),
+            udp_recv_buffer: 0,
             workers: 0,
             stripes: 0,
             announce_interval: Duration::ZERO,
@@ -202,6 +208,24 @@ fn check_positive_duration(d: &Duration) -> Result<(), String> {
     }
 }
 
+/// Bounds of `udp_recv_buffer`: a few datagrams at least, 1 GiB at most.
+const MIN_UDP_RECV_BUFFER: usize = 64 * 1024;
+const MAX_UDP_RECV_BUFFER: usize = 1 << 30;
+
+fn check_udp_recv_buffer(n: &usize) -> Result<(), String> {
+    let r = value::render_size;
+    if (MIN_UDP_RECV_BUFFER..=MAX_UDP_RECV_BUFFER).contains(n) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be from {} to {}, got {}",
+            r(&MIN_UDP_RECV_BUFFER),
+            r(&MAX_UDP_RECV_BUFFER),
+            r(n)
+        ))
+    }
+}
+
 fn check_request_bytes(n: &usize) -> Result<(), String> {
     let r = value::render_size;
     if (MIN_REQUEST_BYTES..=MAX_REQUEST_BYTES).contains(n) {
@@ -282,6 +306,8 @@ mod tests {
         // gives the same result only if the table sets every field.
         let mut other = Config {
             http_listen: vec![SocketAddr::from(([1, 2, 3, 4], 5))],
+            udp_listen: vec![SocketAddr::from(([1, 2, 3, 4], 5))],
+            udp_recv_buffer: 1,
             workers: 7,
             stripes: 8,
             announce_interval: Duration::from_secs(1),

@@ -10,7 +10,7 @@ use crate::core::announce::{Announce, PeerBuf, ScrapeCounts};
 use crate::core::{Failure, InfoHash};
 use crate::rng::Rng;
 use crate::server::Shared;
-use crate::stats::{Family, WorkerStats};
+use crate::stats::{Family, WorkerStats, PROTO_HTTP};
 
 /// The parts of a request the routes look at.
 pub struct Request<'a> {
@@ -141,7 +141,7 @@ impl Routes {
             q.compact,
             client,
         );
-        WorkerStats::bump(&stats.http_announces[Family::of(client) as usize]);
+        WorkerStats::bump(&stats.announces[PROTO_HTTP][Family::of(client) as usize]);
         Ok(())
     }
 
@@ -162,7 +162,7 @@ impl Routes {
         self.files
             .extend(self.hashes.iter().map(|h| (*h, shared.tracker.scrape(h))));
         reply::scrape(body, &mut self.files);
-        WorkerStats::bump(&stats.http_scrapes[Family::of(client) as usize]);
+        WorkerStats::bump(&stats.scrapes[PROTO_HTTP][Family::of(client) as usize]);
         Ok(())
     }
 }

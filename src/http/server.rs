@@ -1,6 +1,7 @@
-//! The HTTP worker loop: one `mio::Poll` per worker thread with its own
-//! SO_REUSEPORT listener per address (the kernel spreads connections), a
-//! slab of connections, and reusable buffers.
+//! The HTTP side of a worker: its SO_REUSEPORT listener per address (the
+//! kernel spreads connections), a slab of connections, reusable buffers.
+//! The worker's poll loop (`crate::worker`) hands it the events of its
+//! tokens.
 //!
 //! Rules (mio's examples, redis's ae.c): drain accept and read until
 //! `WouldBlock`; an error on one connection closes that connection only;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Interest, Registry, Token};
 
 use super::conn::{
     limiter_ip, reject, serve_buffered, write_response, Conn, Ctx, REQUESTS_PER_TURN,
@@ -25,12 +26,10 @@ use super::routes::Routes;
 use crate::server::{Shared, Throttle};
 use crate::stats::{Reject, WorkerStats};
 
-/// The waker's token (shutdown).
-pub const WAKER: Token = Token(0);
 /// Listener `i` has token `LISTENER_BASE + i`.
-const LISTENER_BASE: usize = 1;
+pub const LISTENER_BASE: usize = 1;
 /// Connection slot `s` has token `CONN_BASE + s`.
-const CONN_BASE: usize = 1 << 16;
+pub const CONN_BASE: usize = 1 << 16;
 /// After an accept error like EMFILE, try again this much later (the
 /// listener reports no new edge for connections already queued).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -38,13 +37,10 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ACCEPTS_PER_TURN: usize = 256;
 /// A connection whose reply buffer grew beyond this gives the memory back.
 const OUT_KEEP_BYTES: usize = 64 * 1024;
-/// How long shutdown waits for replies still being written.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
-
-/// One HTTP worker.
-pub struct Worker {
+/// One worker's HTTP listeners and connections.
+pub struct HttpFront {
     id: usize,
-    poll: Poll,
+    registry: Registry,
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
     conns: Vec<Option<Conn>>,
@@ -56,27 +52,29 @@ pub struct Worker {
     routes: Routes,
     accept_retry_at: Option<Instant>,
     accept_warn: Throttle,
+    next_sweep: Instant,
 }
 
-impl Worker {
-    /// A worker serving `listeners` (already bound and non-blocking).
+impl HttpFront {
+    /// Worker `id`'s HTTP side, serving `listeners` (bound, non-blocking),
+    /// registered with the worker's poll through `registry`.
     pub fn new(
         id: usize,
-        poll: Poll,
+        registry: &Registry,
         shared: Arc<Shared>,
         listeners: Vec<std::net::TcpListener>,
-    ) -> io::Result<Worker> {
+    ) -> io::Result<HttpFront> {
+        let registry = registry.try_clone()?;
         let mut mio_listeners = Vec::with_capacity(listeners.len());
         for (i, l) in listeners.into_iter().enumerate() {
             let mut l = TcpListener::from_std(l);
-            poll.registry()
-                .register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            registry.register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             mio_listeners.push(l);
         }
         let scratch = vec![0; shared.config.http_max_request_bytes];
-        Ok(Worker {
+        Ok(HttpFront {
             id,
-            poll,
+            registry,
             shared,
             listeners: mio_listeners,
             conns: Vec::new(),
@@ -88,58 +86,46 @@ impl Worker {
             routes: Routes::default(),
             accept_retry_at: None,
             accept_warn: Throttle::new(Duration::from_secs(10)),
+            next_sweep: Instant::now(),
         })
     }
 
-    /// Serves until shutdown is requested, then finishes replies in flight.
-    pub fn run(mut self) {
-        let mut events = Events::with_capacity(1024);
-        let tick = tick(&self.shared);
-        let mut next_sweep = Instant::now() + tick;
-        loop {
-            // Wake early for queued work: pending connections now, a
-            // postponed accept when it is due.
-            let timeout = if self.pending.is_empty() {
-                self.accept_retry_at.map_or(tick, |at| {
-                    at.saturating_duration_since(Instant::now()).min(tick)
-                })
-            } else {
-                Duration::ZERO
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    log::error!("worker {}: poll: {e}", self.id);
-                    std::thread::sleep(tick);
-                }
-                continue;
+    /// Handles one poll event for a token in the HTTP ranges.
+    pub fn on_event(&mut self, token: Token) {
+        match token.0 {
+            t if t >= CONN_BASE => self.drive(t - CONN_BASE),
+            t => self.accept(t - LISTENER_BASE),
+        }
+    }
+
+    /// How long the poll may sleep given HTTP's queued work.
+    pub fn timeout(&self, tick: Duration) -> Duration {
+        if !self.pending.is_empty() {
+            return Duration::ZERO;
+        }
+        self.accept_retry_at.map_or(tick, |at| {
+            at.saturating_duration_since(Instant::now()).min(tick)
+        })
+    }
+
+    /// After an event batch: serve connections that used up their turn,
+    /// close what was marked, retry a postponed accept, sweep timeouts.
+    pub fn after_events(&mut self, tick: Duration) {
+        for slot in std::mem::take(&mut self.pending) {
+            self.drive(slot);
+        }
+        self.close_marked();
+        let now = Instant::now();
+        if self.accept_retry_at.is_some_and(|at| now >= at) {
+            self.accept_retry_at = None;
+            for i in 0..self.listeners.len() {
+                self.accept(i);
             }
-            for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    Token(t) if t >= CONN_BASE => self.drive(t - CONN_BASE),
-                    Token(t) => self.accept(t - LISTENER_BASE),
-                }
-            }
-            for slot in std::mem::take(&mut self.pending) {
-                self.drive(slot);
-            }
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
             self.close_marked();
-            let now = Instant::now();
-            if self.accept_retry_at.is_some_and(|at| now >= at) {
-                self.accept_retry_at = None;
-                for i in 0..self.listeners.len() {
-                    self.accept(i);
-                }
-            }
-            if self.shared.shutdown.load(Ordering::Acquire) {
-                self.drain();
-                return;
-            }
-            if now >= next_sweep {
-                self.sweep(now);
-                self.close_marked();
-                next_sweep = now + tick;
-            }
+            self.next_sweep = now + tick;
         }
     }
 
@@ -202,8 +188,7 @@ impl Worker {
         };
         let token = Token(CONN_BASE + slot);
         if let Err(e) = self
-            .poll
-            .registry()
+            .registry
             .register(&mut stream, token, Interest::READABLE)
         {
             log::debug!("worker {}: register: {e}", self.id);
@@ -221,7 +206,7 @@ impl Worker {
 
     /// Moves a connection forward as far as it can go: write pending
     /// output, serve buffered requests, read more, until it would block.
-    fn drive(&mut self, slot: usize) {
+    pub(crate) fn drive(&mut self, slot: usize) {
         let mut budget = REQUESTS_PER_TURN;
         loop {
             let Some(Some(conn)) = self.conns.get_mut(slot) else {
@@ -239,8 +224,7 @@ impl Worker {
                         let token = Token(CONN_BASE + slot);
                         let interest = Interest::READABLE | Interest::WRITABLE;
                         if self
-                            .poll
-                            .registry()
+                            .registry
                             .reregister(&mut conn.stream, token, interest)
                             .is_err()
                         {
@@ -257,10 +241,9 @@ impl Worker {
             if conn.want_write {
                 conn.want_write = false;
                 let token = Token(CONN_BASE + slot);
-                let _ =
-                    self.poll
-                        .registry()
-                        .reregister(&mut conn.stream, token, Interest::READABLE);
+                let _ = self
+                    .registry
+                    .reregister(&mut conn.stream, token, Interest::READABLE);
             }
             let mut ctx = Ctx {
                 shared: &self.shared,
@@ -364,10 +347,11 @@ impl Worker {
         }
     }
 
-    fn close_marked(&mut self) {
+    /// Closes the connections marked during the batch.
+    pub fn close_marked(&mut self) {
         while let Some(slot) = self.closing.pop() {
             if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
-                let _ = self.poll.registry().deregister(&mut conn.stream);
+                let _ = self.registry.deregister(&mut conn.stream);
                 self.shared
                     .limiter
                     .release(&self.shared.stats.http_open, limiter_ip(&conn.peer));
@@ -376,38 +360,32 @@ impl Worker {
         }
     }
 
-    /// Shutdown: stop accepting, close idle connections, finish writing
-    /// replies already produced (bounded by `DRAIN_TIME`).
-    fn drain(&mut self) {
+    /// Shutdown, first step: stop accepting; every connection closes once
+    /// its reply is written, idle ones at once.
+    pub fn begin_drain(&mut self) {
         for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
+            let _ = self.registry.deregister(&mut l);
         }
-        let deadline = Instant::now() + DRAIN_TIME;
-        let mut events = Events::with_capacity(256);
-        loop {
-            for slot in 0..self.conns.len() {
-                if let Some(conn) = self.conns[slot].as_mut() {
-                    conn.close_after_flush = true;
-                    if !conn.has_output() {
-                        self.closing.push(slot);
-                    }
-                }
-            }
-            self.close_marked();
-            if self.conns.iter().all(Option::is_none) || Instant::now() >= deadline {
-                break;
-            }
-            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(50)));
-            for event in events.iter() {
-                if event.token().0 >= CONN_BASE {
-                    self.drive(event.token().0 - CONN_BASE);
-                }
-            }
-            self.close_marked();
-        }
+        self.accept_retry_at = None;
         for slot in 0..self.conns.len() {
-            self.closing.push(slot);
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.close_after_flush = true;
+                if !conn.has_output() {
+                    self.closing.push(slot);
+                }
+            }
         }
+        self.close_marked();
+    }
+
+    /// True when no connection is left.
+    pub fn is_idle(&self) -> bool {
+        self.conns.iter().all(Option::is_none)
+    }
+
+    /// Shutdown, last step: close whatever is left.
+    pub fn close_all(&mut self) {
+        self.closing.extend(0..self.conns.len());
         self.close_marked();
     }
 }
@@ -452,7 +430,7 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
 }
 
 /// Sweep period: fine enough for the shortest configured timeout.
-fn tick(shared: &Shared) -> Duration {
+pub fn tick(shared: &Shared) -> Duration {
     let c = &shared.config;
     let mut shortest = c.http_request_timeout;
     if !c.http_idle_timeout.is_zero() {

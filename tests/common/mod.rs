@@ -14,6 +14,7 @@ use serde_bencode::value::Value;
 pub fn config() -> Config {
     Config {
         http_listen: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
+        udp_listen: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
         workers: 2,
         stripes: 16,
         reap_interval: Duration::from_millis(50),
@@ -25,6 +26,14 @@ pub fn config() -> Config {
 /// Starts the tracker; panics with the error (tests only).
 pub fn start(c: Config) -> Server {
     hayate::start(c).expect("tracker starts")
+}
+
+/// The IPv4 and IPv6 UDP addresses of a server started with `config()`.
+pub fn u4(s: &Server) -> SocketAddr {
+    s.udp_addrs()[0]
+}
+pub fn u6(s: &Server) -> SocketAddr {
+    s.udp_addrs()[1]
 }
 
 /// The IPv4 and IPv6 HTTP addresses of a server started with `config()`.
@@ -211,6 +220,8 @@ pub struct Proc {
     pub stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// HTTP addresses from the startup log line.
     pub http: Vec<SocketAddr>,
+    /// UDP addresses from the startup log line.
+    pub udp: Vec<SocketAddr>,
 }
 
 impl Proc {
@@ -248,19 +259,16 @@ impl Proc {
                 let _ = child.kill();
                 panic!("hayate did not start: {:?}", stderr.lock().unwrap())
             });
-        let http = line
-            .split_whitespace()
-            .filter_map(|w| {
-                w.trim_end_matches(',')
-                    .strip_prefix("http://")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
+        let addrs = |scheme: &str| -> Vec<SocketAddr> {
+            line.split_whitespace()
+                .filter_map(|w| w.trim_end_matches(',').strip_prefix(scheme)?.parse().ok())
+                .collect()
+        };
         Proc {
+            http: addrs("http://"),
+            udp: addrs("udp://"),
             child,
             stderr,
-            http,
         }
     }
 

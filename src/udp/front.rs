@@ -1,0 +1,277 @@
+//! The UDP side of a worker: its SO_REUSEPORT socket per `udp_listen`
+//! address, and the handling of each datagram: decode, check the
+//! connection ID, call the core, encode, send.
+//!
+//! Garbage is dropped without a reply and counted by cause. A reply that
+//! would block is counted as dropped, never retried: the client retries.
+//! One socket serves at most `DATAGRAMS_PER_TURN` datagrams per poll
+//! wakeup so a flood on UDP cannot starve this worker's HTTP connections;
+//! the worker keeps a pending list for sockets with more waiting.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use mio::net::UdpSocket;
+use mio::{Interest, Registry, Token};
+
+use super::codec::{self, AnnounceRequest, Request};
+use super::connid::Refused;
+use crate::core::announce::{Announce, PeerBuf};
+use crate::core::{Event, Failure, InfoHash};
+use crate::http::client_ip::canonical;
+use crate::rng::Rng;
+use crate::server::Shared;
+use crate::stats::{Family, WorkerStats, PROTO_UDP};
+
+/// Socket `i` has token `UDP_BASE + i`.
+pub const UDP_BASE: usize = 1 << 12;
+/// Most peers in one reply over IPv4: 20 + 200 × 6 = 1,220 bytes.
+pub const MAX_UDP_PEERS_V4: usize = 200;
+/// Most peers in one reply over IPv6: 20 + 66 × 18 = 1,208 bytes.
+pub const MAX_UDP_PEERS_V6: usize = 66;
+/// Most hashes in one scrape: 8 + 74 × 12 = 896 bytes of reply, and the
+/// request (16 + 74 × 20 = 1,496 bytes) still fits an Ethernet MTU.
+pub const MAX_UDP_SCRAPE_HASHES: usize = 74;
+/// Datagrams served per socket per wakeup (fairness with HTTP).
+const DATAGRAMS_PER_TURN: usize = 256;
+/// Receive buffer: larger than any request we accept (98 bytes + BEP 41
+/// options up to `MAX_URL_DATA`, or a scrape of `MAX_UDP_SCRAPE_HASHES`);
+/// anything longer is truncated by the kernel and then fails to decode.
+const RECV_BYTES: usize = 2048;
+
+/// One worker's UDP sockets and buffers.
+pub struct UdpFront {
+    id: usize,
+    shared: Arc<Shared>,
+    sockets: Vec<UdpSocket>,
+    recv: Vec<u8>,
+    scratch: Scratch,
+}
+
+/// Reused per datagram: the reply, BEP 41 URL data, selected peers.
+struct Scratch {
+    send: Vec<u8>,
+    url: Vec<u8>,
+    peers: PeerBuf,
+    rng: Rng,
+}
+
+/// What handling a datagram produced.
+enum Outcome {
+    /// Send the reply in `send`.
+    Reply,
+    /// Drop silently.
+    Drop,
+}
+
+impl UdpFront {
+    /// Worker `id`'s UDP side over `sockets` (bound, non-blocking).
+    pub fn new(
+        id: usize,
+        registry: &Registry,
+        shared: Arc<Shared>,
+        sockets: Vec<std::net::UdpSocket>,
+    ) -> io::Result<UdpFront> {
+        let mut mio_sockets = Vec::with_capacity(sockets.len());
+        for (i, s) in sockets.into_iter().enumerate() {
+            let mut s = UdpSocket::from_std(s);
+            registry.register(&mut s, Token(UDP_BASE + i), Interest::READABLE)?;
+            mio_sockets.push(s);
+        }
+        Ok(UdpFront {
+            id,
+            shared,
+            sockets: mio_sockets,
+            recv: vec![0; RECV_BYTES],
+            scratch: Scratch {
+                send: Vec::with_capacity(1500),
+                url: Vec::with_capacity(codec::MAX_URL_DATA),
+                peers: PeerBuf::default(),
+                rng: Rng::from_entropy(),
+            },
+        })
+    }
+
+    /// Serves datagrams waiting on socket `i`. True when the turn's budget
+    /// ran out with more possibly waiting (call again without polling).
+    pub fn on_readable(&mut self, i: usize) -> bool {
+        for _ in 0..DATAGRAMS_PER_TURN {
+            let Some(socket) = self.sockets.get(i) else {
+                return false;
+            };
+            let (n, from) = match socket.recv_from(&mut self.recv) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP-reported errors for earlier sends and the like:
+                    // they concern one peer, the socket is fine.
+                    log::debug!("worker {}: udp recv: {e}", self.id);
+                    continue;
+                }
+            };
+            let stats = self.shared.stats.worker(self.id);
+            stats.udp_bytes_in.fetch_add(n as u64, Relaxed);
+            let datagram = self.recv.get(..n).unwrap_or(&[]);
+            if let Outcome::Reply = handle(&self.shared, stats, &mut self.scratch, datagram, from) {
+                let Some(socket) = self.sockets.get(i) else {
+                    return false;
+                };
+                match socket.send_to(&self.scratch.send, from) {
+                    Ok(sent) => {
+                        stats.udp_bytes_out.fetch_add(sent as u64, Relaxed);
+                    }
+                    Err(e) => {
+                        WorkerStats::bump(&stats.udp_dropped_replies);
+                        log::debug!("worker {}: udp send to {from}: {e}", self.id);
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Decodes and answers one datagram; the reply is left in `scratch.send`.
+fn handle(
+    shared: &Shared,
+    stats: &WorkerStats,
+    scratch: &mut Scratch,
+    datagram: &[u8],
+    from: SocketAddr,
+) -> Outcome {
+    let ip = canonical(from.ip());
+    let family = Family::of(ip) as usize;
+    let request = match codec::parse(datagram, &mut scratch.url) {
+        Ok(r) => r,
+        Err(why) => {
+            WorkerStats::bump(&stats.udp_invalid[why as usize]);
+            return Outcome::Drop;
+        }
+    };
+    let now = shared.tracker.clock().now();
+    match request {
+        Request::Connect { transaction_id } => {
+            WorkerStats::bump(&stats.udp_requests[0][family]);
+            let id = shared.conn_ids.issue(ip, now);
+            codec::connect_reply(&mut scratch.send, transaction_id, id);
+        }
+        Request::Announce(a) => {
+            WorkerStats::bump(&stats.udp_requests[1][family]);
+            if let Err(why) = shared.conn_ids.check(a.connection_id, ip, now) {
+                return refuse(&mut scratch.send, stats, a.transaction_id, why);
+            }
+            if let Err(f) = announce(shared, stats, scratch, &a, ip) {
+                fail(&mut scratch.send, stats, a.transaction_id, f);
+            } else {
+                WorkerStats::bump(&stats.announces[PROTO_UDP][family]);
+            }
+        }
+        Request::Scrape {
+            connection_id,
+            transaction_id,
+            hashes,
+        } => {
+            WorkerStats::bump(&stats.udp_requests[2][family]);
+            if let Err(why) = shared.conn_ids.check(connection_id, ip, now) {
+                return refuse(&mut scratch.send, stats, transaction_id, why);
+            }
+            let limit = MAX_UDP_SCRAPE_HASHES.min(shared.config.max_scrape_hashes);
+            if hashes.len() / 20 > limit {
+                fail(
+                    &mut scratch.send,
+                    stats,
+                    transaction_id,
+                    Failure::TooManyInfoHashes,
+                );
+            } else {
+                codec::scrape_reply(&mut scratch.send, transaction_id);
+                for chunk in hashes.chunks_exact(20) {
+                    let hash: InfoHash = chunk.try_into().unwrap_or([0; 20]);
+                    let c = shared.tracker.scrape(&hash);
+                    codec::scrape_entry(&mut scratch.send, c.complete, c.downloaded, c.incomplete);
+                }
+                WorkerStats::bump(&stats.scrapes[PROTO_UDP][family]);
+            }
+        }
+    }
+    Outcome::Reply
+}
+
+/// A verified announce: update the swarm, write the reply.
+fn announce(
+    shared: &Shared,
+    stats: &WorkerStats,
+    scratch: &mut Scratch,
+    a: &AnnounceRequest,
+    ip: IpAddr,
+) -> Result<(), Failure> {
+    let config = &shared.config;
+    let event = a.event.ok_or(Failure::InvalidEvent)?;
+    if a.port == 0 {
+        return Err(Failure::InvalidPort);
+    }
+    // The request's IP field: honoured only when spoofing is allowed,
+    // and only as an IPv4 address for an IPv4 sender.
+    let ip = match ip {
+        IpAddr::V4(_) if config.allow_ip_spoofing && a.ip != 0 => IpAddr::V4(Ipv4Addr::from(a.ip)),
+        other => other,
+    };
+    let (v4, v6, cap) = match ip {
+        IpAddr::V4(v4) => (Some(SocketAddrV4::new(v4, a.port)), None, MAX_UDP_PEERS_V4),
+        IpAddr::V6(v6) => (
+            None,
+            Some(SocketAddrV6::new(v6, a.port, 0, 0)),
+            MAX_UDP_PEERS_V6,
+        ),
+    };
+    // Private mode reads its passkey from BEP 41 URL data (`scratch.url`);
+    // the public tracker accepts any.
+    let wanted = usize::try_from(a.num_want).unwrap_or(config.numwant_default);
+    let request = Announce {
+        info_hash: a.info_hash,
+        v4,
+        v6,
+        left: a.left,
+        event,
+        numwant: wanted.min(config.numwant_max).min(cap),
+        want_v4: v4.is_some(),
+        want_v6: v6.is_some(),
+    };
+    let counts = shared.tracker.announce(
+        &request,
+        &mut scratch.rng,
+        &mut scratch.peers,
+        &stats.gauges,
+    );
+    codec::announce_reply(
+        &mut scratch.send,
+        a.transaction_id,
+        counts.interval_secs,
+        counts.incomplete,
+        counts.complete,
+    );
+    let peers = if v4.is_some() {
+        &scratch.peers.v4
+    } else {
+        &scratch.peers.v6
+    };
+    if event != Event::Stopped {
+        scratch.send.extend_from_slice(peers);
+    }
+    Ok(())
+}
+
+/// An error reply for a refused connection ID (short: no amplification).
+fn refuse(send: &mut Vec<u8>, stats: &WorkerStats, transaction_id: i32, why: Refused) -> Outcome {
+    WorkerStats::bump(&stats.udp_connid_refused[why as usize]);
+    codec::error_reply(send, transaction_id, "connection ID invalid or expired");
+    Outcome::Reply
+}
+
+fn fail(send: &mut Vec<u8>, stats: &WorkerStats, transaction_id: i32, f: Failure) {
+    WorkerStats::bump(&stats.failures[f as usize]);
+    codec::error_reply(send, transaction_id, f.reason());
+}

@@ -1,0 +1,106 @@
+//! One worker thread: a `mio::Poll` that serves this worker's HTTP
+//! listeners and connections and its UDP sockets, against the shared store.
+//! No hand-off between threads on the hot path: the thread that reads a
+//! request answers it.
+//!
+//! Tokens: `WAKER` (shutdown), then the ranges owned by each front
+//! (`http::server::LISTENER_BASE`, `udp::front::UDP_BASE`,
+//! `http::server::CONN_BASE`). Work a front could not finish in one turn
+//! (a pipelining connection, a busy UDP socket) is resumed before the next
+//! poll, which then does not sleep.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token};
+
+use crate::http::server::{tick, HttpFront, CONN_BASE};
+use crate::server::Shared;
+use crate::udp::front::{UdpFront, UDP_BASE};
+
+/// The waker's token (shutdown).
+pub const WAKER: Token = Token(0);
+/// How long shutdown waits for HTTP replies still being written.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// A worker: its poll and both fronts.
+pub struct Worker {
+    poll: Poll,
+    shared: Arc<Shared>,
+    http: HttpFront,
+    udp: UdpFront,
+    /// UDP sockets that used up their turn with datagrams still waiting.
+    udp_more: Vec<usize>,
+}
+
+impl Worker {
+    /// A worker over its poll (with the waker registered) and fronts.
+    pub fn new(poll: Poll, shared: Arc<Shared>, http: HttpFront, udp: UdpFront) -> Worker {
+        Worker {
+            poll,
+            shared,
+            http,
+            udp,
+            udp_more: Vec::new(),
+        }
+    }
+
+    /// Serves until shutdown is requested, then finishes HTTP replies in
+    /// flight (bounded by `DRAIN_TIME`).
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        let tick = tick(&self.shared);
+        loop {
+            let timeout = if self.udp_more.is_empty() {
+                self.http.timeout(tick)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("poll: {e}");
+                    std::thread::sleep(tick);
+                }
+                continue;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if (UDP_BASE..CONN_BASE).contains(&t) => {
+                        if self.udp.on_readable(t - UDP_BASE) {
+                            self.udp_more.push(t - UDP_BASE);
+                        }
+                    }
+                    token => self.http.on_event(token),
+                }
+            }
+            for i in std::mem::take(&mut self.udp_more) {
+                if self.udp.on_readable(i) {
+                    self.udp_more.push(i);
+                }
+            }
+            self.http.after_events(tick);
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                self.drain();
+                return;
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        self.http.begin_drain();
+        let deadline = Instant::now() + DRAIN_TIME;
+        let mut events = Events::with_capacity(256);
+        while !self.http.is_idle() && Instant::now() < deadline {
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(50)));
+            for event in events.iter() {
+                if event.token().0 >= CONN_BASE {
+                    self.http.on_event(event.token());
+                }
+            }
+            self.http.close_marked();
+        }
+        self.http.close_all();
+    }
+}
