@@ -1,0 +1,628 @@
+#!/usr/bin/env python3
+"""A real client against hayate's UDP tracker: libtorrent (Python bindings,
+2.x) announces over udp://127.0.0.1:PORT and udp://[::1]:PORT and gets the
+other peers.
+
+    libtorrent_udp.py [PATH-TO-HAYATE]      (or HAYATE_BIN=...)
+
+One hayate binary on ephemeral ports; then, per address family, one seeder
+and two leechers, each a libtorrent session in its own process (libtorrent
+caches UDP connection IDs per process), with DHT, LSD, UPnP, NAT-PMP and
+PEX off, listening on loopback only. Three phases:
+
+1. Discovery. Every session has an IP filter that blocks the loopback
+   address for peers (not for trackers), so no peer connection can happen
+   and nobody completes. Each session announces (started); once all have a
+   reply, each re-announces. libtorrent posts a peer_blocked_alert for every
+   endpoint the tracker handed out, so the test sees each reply's peers
+   exactly: every session must have been given every other session's listen
+   endpoint, and never its own.
+2. Download. The filter is lifted and everyone re-announces: the leechers
+   must download the payload from the seeder, byte-identical, and the
+   tracker must then count every session as a seeder (event=completed).
+3. Stop. Each session pauses (event=stopped; destroying a libtorrent 2.1
+   session sends no stopped announce over UDP), gets a reply without peers
+   and exits: the tracker must count no peer left in that family.
+
+hayate's /stats must show the announces arrived over UDP in the family
+under test, none over HTTP or the other family (no fallback).
+
+Exit 0 when every family passes; the last line is
+`libtorrent-udp: N passed, M failed`.
+"""
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+SESSIONS = 3  # one seeder, the rest leechers
+FAMILY_TIMEOUT = 60.0  # seconds for one family, start to finish
+PAYLOAD_BYTES = 1 << 20
+PIECE_BYTES = 16 << 10
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+class Failed(Exception):
+    pass
+
+
+def _prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()  # resolved before any thread starts; the child only calls it
+
+
+def die_with_parent():
+    """In a child before exec: get SIGKILL when the driver dies, however it
+    dies (Linux PR_SET_PDEATHSIG), so no tracker or client outlives it."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------
+# Client mode: one libtorrent session, driven over stdin/stdout.
+#
+# Events out (one JSON object per line): listening, announce (one per
+# request libtorrent sends), reply, blocked (an endpoint a reply handed out,
+# refused by the IP filter), connect (an outgoing peer connection), finished,
+# stopped (the reply to event=stopped), tracker_error, closed. Commands in,
+# one word a line: reannounce, unblock, quit. `epoch` counts the re-announce
+# commands so far, so the driver can tell which announce a reply answers.
+# --------------------------------------------------------------------------
+
+
+def client_main(argv):
+    import libtorrent as lt
+
+    opts = dict(zip(argv[0::2], argv[1::2]))
+    loopback = opts["--loopback"]  # 127.0.0.1 or ::1
+    listen = f"[{loopback}]:0" if ":" in loopback else f"{loopback}:0"
+    log = open(opts["--log"], "a", buffering=1)
+    out_lock = threading.Lock()
+
+    def emit(**ev):
+        line = json.dumps(ev)
+        with out_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        log.write(f"{time.monotonic():.3f} EVENT {line}\n")
+
+    cat = lt.alert.category_t
+    settings = {
+        "listen_interfaces": listen,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        # Every peer is on the same loopback address.
+        "allow_multiple_connections_per_ip": True,
+        # The discovery filter is for peers; the tracker is on loopback too.
+        "apply_ip_filter_to_trackers": False,
+        # ssrf_mitigation stays at its default (on): it restricts HTTP
+        # tracker paths and web seeds on local addresses, not UDP trackers.
+        "alert_mask": cat.error_notification
+        | cat.status_notification
+        | cat.tracker_notification
+        | cat.ip_block_notification
+        | cat.connect_notification
+        | cat.peer_notification
+        | cat.storage_notification
+        | cat.torrent_log_notification,
+    }
+    # flags=0: no default plugins, so no ut_pex (and no ut_metadata or
+    # smart_ban, which this test does not need).
+    ses = lt.session(settings, 0)
+
+    def set_blocked(blocked):
+        f = lt.ip_filter()
+        if blocked:
+            f.add_rule(loopback, loopback, 1)
+        ses.set_ip_filter(f)
+
+    set_blocked(True)
+    atp = lt.add_torrent_params()
+    atp.ti = lt.torrent_info(opts["--torrent"])
+    atp.save_path = opts["--save"]
+    handle = ses.add_torrent(atp)
+
+    commands = queue.Queue()
+
+    def read_commands():
+        for line in sys.stdin:
+            commands.put(line.strip())
+        commands.put("quit")  # driver went away
+
+    threading.Thread(target=read_commands, daemon=True).start()
+
+    reasons = {int(v): k for k, v in lt.reason_t.names.items()}
+    events = {int(v): k for k, v in lt.event_t.names.items()}
+    reannounce = lt.reannounce_flags_t.ignore_min_interval
+    epoch = 0
+    quit_by = None  # set by quit: the deadline for the stopped announce
+    stop_sent = False
+    while quit_by is None or time.monotonic() < quit_by:
+        try:
+            cmd = commands.get_nowait()
+        except queue.Empty:
+            cmd = None
+        if cmd and cmd != "quit":
+            log.write(f"{time.monotonic():.3f} COMMAND {cmd} epoch {epoch + 1}\n")
+        if cmd in ("reannounce", "unblock"):
+            if cmd == "unblock":
+                set_blocked(False)
+            epoch += 1
+            handle.force_reannounce(0, -1, reannounce)
+        elif cmd == "quit" and quit_by is None:
+            # Pausing sends event=stopped and posts its reply. (Destroying
+            # the session without this sends no stopped announce over UDP.)
+            log.write(f"{time.monotonic():.3f} COMMAND quit\n")
+            quit_by = time.monotonic() + 10
+            handle.pause()
+
+        ses.wait_for_alert(100)
+        for a in ses.pop_alerts():
+            log.write(f"{time.monotonic():.3f} {type(a).__name__}: {a.message()}\n")
+            if isinstance(a, lt.listen_succeeded_alert):
+                if a.socket_type == lt.socket_type_t.tcp:
+                    emit(ev="listening", ip=str(a.address), port=a.port)
+            elif isinstance(a, lt.listen_failed_alert):
+                emit(ev="listen_failed", message=a.message())
+            elif isinstance(a, lt.tracker_announce_alert):
+                event = events.get(int(a.event), str(a.event))
+                stop_sent = stop_sent or event == "stopped"
+                emit(ev="announce", epoch=epoch, event=event, url=a.url)
+            elif isinstance(a, lt.tracker_reply_alert):
+                emit(ev="stopped" if stop_sent else "reply", epoch=epoch, num_peers=a.num_peers)
+                if stop_sent:
+                    quit_by = 0  # done
+            elif isinstance(a, lt.tracker_error_alert):
+                emit(ev="tracker_error", epoch=epoch, message=a.message())
+            elif isinstance(a, lt.peer_blocked_alert):
+                ip, port = a.endpoint
+                reason = reasons.get(int(a.reason), str(a.reason))
+                emit(ev="blocked", epoch=epoch, ip=str(ip), port=port, reason=reason)
+            elif isinstance(a, lt.peer_connect_alert):
+                if "outgoing" in a.message():
+                    ip, port = a.endpoint
+                    emit(ev="connect", epoch=epoch, ip=str(ip), port=port)
+            elif isinstance(a, lt.torrent_finished_alert):
+                emit(ev="finished", epoch=epoch)
+
+    handle = ses = None  # the session is destroyed here
+    emit(ev="closed")
+    log.close()
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Driver mode.
+# --------------------------------------------------------------------------
+
+
+class Tracker:
+    """The hayate binary, its stderr drained into memory by a thread."""
+
+    def __init__(self, binary):
+        self.lines = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--config", "/dev/null",
+                "--http-listen", "127.0.0.1:0",
+                "--udp-listen", "127.0.0.1:0, [::1]:0",
+                "--workers", "2",
+                "--log-level", "info",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=die_with_parent,
+        )
+        self.serving = queue.Queue()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def wait_serving(self):
+        """Waits for the line printed once every socket is bound."""
+        try:
+            line = self.serving.get(timeout=15)
+        except queue.Empty:
+            raise Failed("hayate did not print its 'serving' line within 15 s")
+        if line is None:
+            raise Failed(f"hayate exited before serving (status {self.proc.wait()})")
+        m = re.search(r"serving (http://\S+), udp://(\S+), udp://(\S+) with", line)
+        if not m:
+            raise Failed(f"cannot parse hayate's serving line: {line!r}")
+        self.http = m.group(1).rstrip(",")
+        self.udp = {"ipv4": m.group(2).rstrip(","), "ipv6": m.group(3)}
+        if not self.udp["ipv6"].startswith("[::1]:"):
+            raise Failed(f"unexpected UDP addresses in {line!r}")
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+            if " serving " in line:
+                self.serving.put(line)
+        self.serving.put(None)
+
+    def stats(self):
+        with urllib.request.urlopen(self.http + "/stats", timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            m = re.match(r"^(hayate_\w+(?:\{[^}]*\})?) (\S+)$", line)
+            if m:
+                values[m.group(1)] = float(m.group(2))
+        return values
+
+    def log(self):
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Client:
+    """One libtorrent session in a child process (this script, client mode)."""
+
+    def __init__(self, index, role, loopback, torrent, save, logfile, events):
+        self.index = index
+        self.role = role
+        self.name = f"{role}{index}"
+        self.logfile = logfile
+        self.port = None
+        self.closed = False  # said goodbye: exiting now is expected
+        stderr = open(logfile, "a")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, os.path.abspath(__file__), "--client",
+                "--loopback", loopback,
+                "--torrent", torrent,
+                "--save", save,
+                "--log", logfile,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=die_with_parent,
+        )
+        stderr.close()
+        threading.Thread(target=self._read, args=(events,), daemon=True).start()
+
+    def _read(self, events):
+        for line in self.proc.stdout:
+            try:
+                events.put((self, json.loads(line)))
+            except ValueError:
+                events.put((self, {"ev": "garbage", "line": line}))
+        events.put((self, {"ev": "exited"}))
+
+    def send(self, cmd):
+        try:
+            self.proc.stdin.write(cmd + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def log(self, tail=200):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            return f"(no log: {e})"
+        cut = len(lines) - tail
+        head = [f"... ({cut} earlier lines)"] if cut > 0 else []
+        return "\n".join(head + lines[-tail:])
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def make_torrent(lt, workdir, announce_url):
+    """A random payload in workdir/seed and a v1-only .torrent for it."""
+    seed_dir = os.path.join(workdir, "seed")
+    os.makedirs(seed_dir)
+    payload = os.urandom(PAYLOAD_BYTES)
+    with open(os.path.join(seed_dir, "payload.bin"), "wb") as f:
+        f.write(payload)
+    # libtorrent 2.x makes hybrid v1+v2 torrents by default; a hybrid one is
+    # announced twice (once per info-hash) and so forms two swarms on the
+    # tracker. v1_only keeps one announce, one swarm.
+    files = lt.list_files(os.path.join(seed_dir, "payload.bin"))
+    ct = lt.create_torrent(files, PIECE_BYTES, lt.create_torrent.v1_only)
+    ct.add_tracker(announce_url)
+    lt.set_piece_hashes(ct, seed_dir)
+    torrent = os.path.join(workdir, "payload.torrent")
+    with open(torrent, "wb") as f:
+        f.write(lt.bencode(ct.generate()))
+    hashes = lt.torrent_info(torrent).info_hashes()
+    if not hashes.has_v1() or hashes.has_v2():
+        raise Failed("the test torrent is not v1-only")
+    return torrent, payload
+
+
+def run_family(lt, tracker, family):
+    """One family's three phases; prints what happened. True if passed."""
+    started = time.monotonic()
+    deadline = started + FAMILY_TIMEOUT
+    loopback = "127.0.0.1" if family == "ipv4" else "::1"
+    other = "ipv6" if family == "ipv4" else "ipv4"
+    url = "udp://" + tracker.udp[family]
+    workdir = tempfile.mkdtemp(prefix=f"hayate-lt-{family}-")
+    clients = []
+    events = queue.Queue()
+    notes = []
+    # What each client reported.
+    blocked = {}  # client -> {(ip, port)} handed out in phase 1
+    replies = {}  # client -> [reply events]
+    announces = {}  # client -> [event names sent]
+    connects = {}  # client -> {ports connected to}
+
+    def note(msg):
+        notes.append(f"  {time.monotonic() - started:6.2f}s {msg}")
+
+    def wait_event(what, poll=None):
+        """The next client event; fails on timeout, a dead client, an error.
+        With `poll`, waits at most that long and returns None if nothing came."""
+        left = max(deadline - time.monotonic(), 0)
+        try:
+            c, ev = events.get(timeout=left if poll is None else min(poll, left))
+        except queue.Empty:
+            if poll is not None and time.monotonic() < deadline:
+                return None
+            raise Failed(f"timed out after {FAMILY_TIMEOUT:.0f} s waiting for {what}")
+        kind = ev["ev"]
+        if kind == "closed":
+            c.closed = True
+        if kind in ("exited", "garbage", "listen_failed") and not (kind == "exited" and c.closed):
+            raise Failed(f"{c.name}: unexpected {ev} while waiting for {what}")
+        if kind == "tracker_error":
+            raise Failed(f"{c.name}: tracker error: {ev['message']}")
+        if kind == "listening":
+            if ev["ip"] != loopback:
+                raise Failed(f"{c.name} listens on {ev['ip']}, not {loopback}")
+            c.port = ev["port"]
+            note(f"{c.name} listening on port {c.port}")
+        elif kind == "announce":
+            if ev["url"] != url:
+                raise Failed(f"{c.name} announced to {ev['url']}, not {url}")
+            announces[c].append(ev["event"])
+        elif kind in ("reply", "stopped"):
+            replies[c].append(ev)
+            note(f"{c.name} tracker reply ({ev['epoch']}{', stopped' if kind == 'stopped' else ''}): "
+                 f"{ev['num_peers']} peers")
+        elif kind == "blocked":
+            if ev["reason"] != "ip_filter":
+                raise Failed(f"{c.name}: peer {ev['ip']}:{ev['port']} blocked for {ev['reason']}, "
+                             "not by the IP filter")
+            if ev["epoch"] > 1:
+                raise Failed(f"{c.name}: peer {ev['ip']}:{ev['port']} blocked after the filter was lifted")
+            blocked[c].add((ev["ip"], ev["port"]))
+        elif kind == "connect":
+            connects[c].add(ev["port"])
+        return c, ev
+
+    def wait_until(cond, what):
+        while not cond():
+            wait_event(what)
+
+    def replied(epoch):
+        return lambda: all(any(r["epoch"] == epoch for r in replies[c]) for c in clients)
+
+    ok = False
+    try:
+        before = tracker.stats()
+        torrent, payload = make_torrent(lt, workdir, url)
+        note(f"v1 torrent of {len(payload)} bytes for {url}")
+        for i in range(SESSIONS):
+            role = "seeder" if i == 0 else "leecher"
+            save = os.path.join(workdir, "seed" if i == 0 else f"leech{i}")
+            os.makedirs(save, exist_ok=True)
+            logfile = os.path.join(workdir, f"{role}{i}.log")
+            c = Client(i, role, loopback, torrent, save, logfile, events)
+            clients.append(c)
+            blocked[c], replies[c], announces[c], connects[c] = set(), [], [], set()
+        leechers = clients[1:]
+
+        # Phase 1: discovery with peers blocked. Everyone announces
+        # (started); once all have replies, everyone re-announces, so each
+        # reply of that round was made with all sessions in the swarm.
+        wait_until(lambda: all(c.port for c in clients) and replied(0)(),
+                   "listen ports and first tracker replies")
+        for c in clients:
+            c.send("reannounce")
+        wait_until(replied(1), "the re-announce replies")
+        endpoints = {c: (loopback, c.port) for c in clients}
+        for c in clients:
+            got = blocked[c]
+            want = {endpoints[o] for o in clients if o is not c}
+            note(f"{c.name} was handed ports {sorted(p for _, p in got)}")
+            if endpoints[c] in got:
+                raise Failed(f"{c.name} was handed its own endpoint {endpoints[c]}")
+            if want - got:
+                raise Failed(f"{c.name}: the tracker replies lacked {sorted(want - got)} "
+                             f"(handed {sorted(got)}; the other sessions are {sorted(want)})")
+            if got - want:
+                raise Failed(f"{c.name}: handed endpoints of no session: {sorted(got - want)}")
+            count = [r["num_peers"] for r in replies[c] if r["epoch"] == 1][-1]
+            if count != len(want):
+                raise Failed(f"{c.name}: the re-announce reply had {count} peers, expected {len(want)}")
+
+        # Phase 2: lift the filter and re-announce; the leechers download.
+        for c in clients:
+            c.send("unblock")
+        finished = set()
+        while len(finished) < len(leechers):
+            c, ev = wait_event("the leechers to finish downloading")
+            if ev["ev"] == "finished" and c in leechers and ev["epoch"] >= 2:
+                finished.add(c)
+                note(f"{c.name} finished downloading")
+        for c in leechers:
+            with open(os.path.join(workdir, f"leech{c.index}", "payload.bin"), "rb") as f:
+                if f.read() != payload:
+                    raise Failed(f"{c.name}: the downloaded payload differs from the seeder's")
+        note("leechers' payloads are byte-identical to the seeder's")
+
+        # Every leecher announced completed: all seeders, no leecher; and
+        # every announce has its reply (so the next reply answers stopped).
+        seeders_key = f'hayate_peers{{kind="seeder",family="{family}"}}'
+        leechers_key = f'hayate_peers{{kind="leecher",family="{family}"}}'
+        while True:
+            s = tracker.stats()
+            settled = all(len(announces[c]) == len(replies[c]) for c in clients)
+            if s.get(seeders_key) == SESSIONS and s.get(leechers_key) == 0 and settled:
+                break
+            try:
+                wait_event("completed announces", poll=0.2)
+            except Failed:
+                raise Failed(f"after the downloads the tracker counts {s.get(seeders_key)} seeders and "
+                             f"{s.get(leechers_key)} leechers in {family} (expected {SESSIONS} and 0); "
+                             f"announces sent {[len(announces[c]) for c in clients]}, "
+                             f"replies {[len(replies[c]) for c in clients]}")
+        note(f"tracker counts {SESSIONS} seeders, 0 leechers in {family}")
+        for c in clients:
+            if connects[c]:
+                note(f"{c.name} connected out to ports {sorted(connects[c])}")
+
+        # Phase 3: pause (event=stopped), then exit.
+        for c in clients:
+            c.send("quit")
+        wait_until(lambda: all(any(r["ev"] == "stopped" for r in replies[c]) for c in clients),
+                   "the replies to event=stopped")
+        for c in clients:
+            stop = [r for r in replies[c] if r["ev"] == "stopped"][-1]
+            if stop["num_peers"] != 0:
+                raise Failed(f"{c.name}: the reply to event=stopped carried {stop['num_peers']} peers")
+            try:
+                c.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                raise Failed(f"{c.name} did not exit after quit")
+            if c.proc.returncode != 0:
+                raise Failed(f"{c.name} exited with status {c.proc.returncode}")
+        after = tracker.stats()
+        for kind in ("seeder", "leecher"):
+            key = f'hayate_peers{{kind="{kind}",family="{family}"}}'
+            if after.get(key) != 0:
+                raise Failed(f"after event=stopped the tracker still counts {key} {after.get(key)}")
+        note("tracker counts no peers after event=stopped")
+
+        # Every announce libtorrent sent arrived over UDP in this family
+        # and succeeded; none came over HTTP or the other family.
+        def delta(key):
+            return int(after.get(key, 0) - before.get(key, 0))
+
+        sent = {c.name: announces[c] for c in clients}
+        total = sum(len(v) for v in sent.values())
+        udp_here = delta(f'hayate_announces_total{{proto="udp",family="{family}"}}')
+        udp_other = delta(f'hayate_announces_total{{proto="udp",family="{other}"}}')
+        http = sum(delta(f'hayate_announces_total{{proto="http",family="{f}"}}') for f in ("ipv4", "ipv6"))
+        note(f"libtorrent sent {total} announces: {sent}")
+        note(f"stats: udp/{family} +{udp_here}, udp/{other} +{udp_other}, http +{http}")
+        for c in clients:
+            first, last = announces[c][0], announces[c][-1]
+            if first != "started" or last != "stopped":
+                raise Failed(f"{c.name} announced {announces[c]}: expected started first, stopped last")
+        if udp_here != total:
+            raise Failed(f'hayate_announces_total{{proto="udp",family="{family}"}} rose by {udp_here}, '
+                         f"but libtorrent sent {total} announces")
+        if udp_other or http:
+            raise Failed(f"announces arrived over udp/{other} (+{udp_other}) or http (+{http})")
+        note(f"passed in {time.monotonic() - started:.1f} s")
+        ok = True
+    except Failed as e:
+        note(f"FAILED: {e}")
+    except Exception as e:  # a bug here or in the bindings: still clean up and report
+        note(f"FAILED: {type(e).__name__}: {e}")
+    finally:
+        for c in clients:
+            c.kill()
+        print(f"{'ok' if ok else 'FAIL'} {family}: {url}")
+        print("\n".join(notes))
+        if not ok or os.environ.get("HAYATE_LT_VERBOSE"):
+            for c in clients:
+                print(f"--- {c.name} (port {c.port}) log ---")
+                print(c.log())
+            print("--- hayate stderr ---")
+            print(tracker.log())
+        sys.stdout.flush()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return ok
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        return client_main(sys.argv[2:])
+    # SIGTERM unwinds like an exception, so every `finally` stops its processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        import libtorrent as lt
+    except ImportError as e:
+        print(f"libtorrent-udp: cannot import the libtorrent bindings ({e}); "
+              "`pip install libtorrent` (make interop-libtorrent does)")
+        print("libtorrent-udp: 0 passed, 1 failed")
+        return 1
+
+    binary = (sys.argv[1] if len(sys.argv) > 1 else None) or os.environ.get("HAYATE_BIN") or os.path.join(
+        os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "hayate")
+    if not os.access(binary, os.X_OK):
+        print(f"libtorrent-udp: no hayate binary at {binary}", file=sys.stderr)
+        print("libtorrent-udp: 0 passed, 1 failed")
+        return 1
+    print(f"libtorrent-udp: libtorrent {lt.__version__}, hayate {binary}")
+    passed = failed = 0
+    tracker = None
+    try:
+        tracker = Tracker(binary)
+        tracker.wait_serving()
+        print(f"libtorrent-udp: tracker {tracker.http}, udp://{tracker.udp['ipv4']}, udp://{tracker.udp['ipv6']}")
+        for family in ("ipv4", "ipv6"):
+            if run_family(lt, tracker, family):
+                passed += 1
+            else:
+                failed += 1
+    except Failed as e:
+        failed += 1
+        print(f"FAIL tracker: {e}")
+        if tracker:
+            print("--- hayate stderr ---")
+            print(tracker.log())
+    except (KeyboardInterrupt, SystemExit):
+        failed += 1
+        print("FAIL: interrupted")
+    finally:
+        if tracker:
+            tracker.stop()
+    print(f"libtorrent-udp: {passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
