@@ -17,6 +17,10 @@ port=3000
 for tool in aquatic_udp aquatic_udp_load_test taskset; do
     command -v "$tool" >/dev/null || { echo "missing $tool (see the header of $0)"; exit 2; }
 done
+if ss -Hlun "sport = :$port" | grep -q .; then
+    echo "UDP port $port is busy (a stray tracker?): $(ss -Hlunp "sport = :$port")"
+    exit 2
+fi
 cargo build --release --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

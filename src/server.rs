@@ -99,6 +99,7 @@ pub fn start(config: Config) -> io::Result<Server> {
     let mut tcp: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut http_addrs = Vec::new();
     for wanted in &shared.config.http_listen {
+        probe_free(*wanted, Type::STREAM).map_err(|e| context(e, "bind", wanted))?;
         let mut addr = *wanted;
         for listeners in tcp.iter_mut() {
             let l = bind_tcp(addr).map_err(|e| context(e, "bind", wanted))?;
@@ -110,6 +111,7 @@ pub fn start(config: Config) -> io::Result<Server> {
     let mut udp: Vec<Vec<std::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
     let mut udp_addrs = Vec::new();
     for wanted in &shared.config.udp_listen {
+        probe_free(*wanted, Type::DGRAM).map_err(|e| context(e, "bind udp", wanted))?;
         let mut addr = *wanted;
         for (w, sockets) in udp.iter_mut().enumerate() {
             let s = bind_udp(addr, shared.config.udp_recv_buffer, w == 0)
@@ -202,6 +204,26 @@ impl Server {
     }
 }
 
+/// Fails with "address in use" if anything already holds `addr`, even a
+/// socket with SO_REUSEPORT (another hayate). Without this check a second
+/// instance would silently share the port and split the traffic. A TCP
+/// probe sets SO_REUSEADDR (refused next to a listener, allowed next to a
+/// previous run's TIME_WAIT connections); a UDP probe sets nothing, since
+/// for UDP SO_REUSEADDR itself would allow sharing.
+fn probe_free(addr: SocketAddr, ty: Type) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), ty, None)?;
+    if addr.is_ipv6() {
+        probe.set_only_v6(true)?;
+    }
+    if ty == Type::STREAM {
+        probe.set_reuse_address(true)?;
+    }
+    probe.bind(&addr.into())
+}
+
 /// One non-blocking SO_REUSEPORT listener (IPv6 sockets IPV6_V6ONLY, so
 /// `0.0.0.0` and `[::]` can both be bound).
 fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
@@ -229,7 +251,6 @@ fn bind_udp(
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
-    socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     if let Err(e) = socket.set_recv_buffer_size(recv_buffer) {
@@ -239,7 +260,12 @@ fn bind_udp(
     if log_grant {
         // Linux reports double the usable size (bookkeeping included).
         let granted = socket.recv_buffer_size().unwrap_or(0);
-        log::info!("udp {addr}: receive buffer {granted} bytes granted ({recv_buffer} asked)");
+        let bound = socket
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or(addr);
+        log::info!("udp {bound}: receive buffer {granted} bytes granted ({recv_buffer} asked)");
     }
     Ok(socket.into())
 }

@@ -81,3 +81,60 @@ fn port_in_use_is_a_one_line_startup_error() {
         "{stderr}"
     );
 }
+
+/// SO_REUSEPORT would let a second hayate share the port silently and split
+/// the traffic; it must fail like any other "address in use" instead.
+#[test]
+fn a_second_instance_on_the_same_ports_refuses_to_start() {
+    let free = |udp: bool| {
+        if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        } else {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        }
+    };
+    let (http, udp) = (free(false).to_string(), free(true).to_string());
+    let _first = Proc::start(&[
+        "--http-listen",
+        &http,
+        "--udp-listen",
+        &udp,
+        "--workers",
+        "2",
+    ]);
+    for (h, u, what) in [
+        (http.as_str(), "", "bind "),
+        ("127.0.0.1:0", udp.as_str(), "bind udp "),
+    ] {
+        let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
+            .args(["--http-listen", h, "--udp-listen", u])
+            .current_dir(std::env::temp_dir())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = second.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = second.kill();
+                panic!("a second instance started on {h} / {u:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{stderr}");
+        assert!(
+            stderr.contains(what) && stderr.contains("in use"),
+            "{stderr}"
+        );
+    }
+}
