@@ -11,6 +11,8 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod http;
+pub mod live;
+pub mod notify;
 pub mod rng;
 pub mod server;
 pub mod stats;
@@ -18,13 +20,21 @@ pub mod udp;
 pub mod worker;
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// How often `systemctl status` gets a fresh summary line.
+const STATUS_EVERY: Duration = Duration::from_secs(30);
 
 pub use config::Config;
 pub use server::{start, Event, Server};
 
 /// Runs the tracker until SIGTERM/SIGINT; the binary's exit status.
-pub fn run(config: Config) -> ExitCode {
-    init_logging(config.log_level);
+/// SIGHUP calls `reread` (the binary re-parses its flags and conf file)
+/// and applies what changed.
+pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitCode {
+    let rust_log = init_logging();
+    log::set_max_level(effective_level(config.log_level, rust_log));
+    let notify = notify::Notifier::from_env();
     let server = match start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -39,34 +49,65 @@ pub fn run(config: Config) -> ExitCode {
         "hayate {} serving {} with {} workers",
         env!("CARGO_PKG_VERSION"),
         addrs.join(", "),
-        server.shared().config.worker_count()
+        server.shared().config.load().worker_count()
     );
     if let Err(e) = forward_signals(&server) {
         eprintln!("hayate: signals: {e}");
         server.shutdown();
         return ExitCode::FAILURE;
     }
+    notify.ready(&status_line(&server));
     // Any thread ending before we asked it to is a failure of the process.
-    let status = match server.next_event() {
-        Some(Event::Signal(sig)) => {
-            log::info!("signal {sig}: shutting down");
-            ExitCode::SUCCESS
+    let status = loop {
+        let Some(event) = server.next_event_within(STATUS_EVERY) else {
+            notify.status(&status_line(&server));
+            continue;
+        };
+        match event {
+            Event::Signal(signal_hook::consts::SIGHUP) => {
+                notify.reloading();
+                match reread() {
+                    Ok(new) => {
+                        let level = effective_level(new.log_level, rust_log);
+                        let changes = server.reload(new);
+                        log::set_max_level(level);
+                        if changes.is_empty() {
+                            log::info!("reload: nothing changed");
+                        }
+                        for change in changes {
+                            log::info!("reload: {change}");
+                        }
+                    }
+                    Err(e) => log::error!("reload failed, running config kept: {e}"),
+                }
+                notify.ready(&status_line(&server));
+            }
+            Event::Signal(sig) => {
+                log::info!("signal {sig}: shutting down");
+                break ExitCode::SUCCESS;
+            }
+            Event::Exited(name) => {
+                log::error!("thread {name} ended unexpectedly: shutting down");
+                break ExitCode::FAILURE;
+            }
         }
-        Some(Event::Exited(name)) => {
-            log::error!("thread {name} ended unexpectedly: shutting down");
-            ExitCode::FAILURE
-        }
-        None => ExitCode::FAILURE,
     };
+    notify.stopping();
+    let summary = status_line(&server);
     server.shutdown();
-    log::info!("stopped");
+    log::info!("stopped: {summary}");
     status
 }
 
-/// A `signals` thread that turns SIGTERM/SIGINT into supervisor events.
+/// One line for logs and `systemctl status`: torrents, peers, requests.
+fn status_line(server: &Server) -> String {
+    server.shared().stats.summary()
+}
+
+/// A `signals` thread that turns SIGTERM/SIGINT/SIGHUP into supervisor events.
 fn forward_signals(server: &Server) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let tx = server.events();
     std::thread::Builder::new()
         .name("signals".into())
@@ -80,12 +121,33 @@ fn forward_signals(server: &Server) -> std::io::Result<()> {
     Ok(())
 }
 
-/// env_logger to stderr at `level`; `RUST_LOG` overrides.
-fn init_logging(level: log::LevelFilter) {
+/// env_logger to stderr. `RUST_LOG`, when set, fixes the filter (returns
+/// true); otherwise everything passes the logger and `log::set_max_level`
+/// applies `log_level`, so a reload can change it. Under journald
+/// (`JOURNAL_STREAM` set) lines carry no timestamp of their own.
+fn init_logging() -> bool {
     let mut builder = env_logger::Builder::new();
-    builder.filter_level(level);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
+    let rust_log = std::env::var("RUST_LOG").ok();
+    match &rust_log {
+        Some(spec) => {
+            builder.parse_filters(spec);
+        }
+        None => {
+            builder.filter_level(log::LevelFilter::Trace);
+        }
+    }
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.format_timestamp(None);
     }
     let _ = builder.try_init();
+    rust_log.is_some()
+}
+
+/// The level to enforce: `RUST_LOG` wins over the config.
+fn effective_level(configured: log::LevelFilter, rust_log: bool) -> log::LevelFilter {
+    if rust_log {
+        log::max_level()
+    } else {
+        configured
+    }
 }

@@ -2,8 +2,18 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match hayate::cli::parse(std::env::args_os().skip(1)) {
-        Ok(hayate::cli::Action::Run(config)) => hayate::run(*config),
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    match hayate::cli::parse(args.clone().into_iter()) {
+        // SIGHUP re-parses the same arguments: the conf file is read again
+        // and the flags still win over it.
+        Ok(hayate::cli::Action::Run(config)) => {
+            hayate::run(*config, || {
+                match hayate::cli::parse(args.clone().into_iter())? {
+                    hayate::cli::Action::Run(config) => Ok(*config),
+                    hayate::cli::Action::Print(_) => Err("unexpected arguments".into()),
+                }
+            })
+        }
         Ok(hayate::cli::Action::Print(text)) => {
             print!("{text}");
             ExitCode::SUCCESS

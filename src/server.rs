@@ -23,18 +23,29 @@ use crate::config::Config;
 use crate::core::announce::Tracker;
 use crate::http::limits::ConnLimiter;
 use crate::http::server::HttpFront;
+use crate::live::Live;
 use crate::stats::Stats;
 use crate::udp::connid::ConnIds;
 use crate::udp::front::UdpFront;
 use crate::worker::{Worker, WAKER};
+
+/// Keys a reload cannot change: sockets, threads and the store's shape are
+/// made once at start.
+pub const RESTART_KEYS: [&str; 5] = [
+    "http_listen",
+    "udp_listen",
+    "udp_recv_buffer",
+    "workers",
+    "stripes",
+];
 
 /// Listen backlog for each HTTP listener.
 const LISTEN_BACKLOG: i32 = 1024;
 
 /// State every thread shares, read-only apart from its atomics and locks.
 pub struct Shared {
-    /// The configuration the tracker started with.
-    pub config: Config,
+    /// The configuration, replaced by reloads (workers cache it).
+    pub config: Live<Config>,
     /// The swarms and their rules.
     pub tracker: Tracker,
     /// Counters and gauges.
@@ -91,14 +102,14 @@ pub fn start(config: Config) -> io::Result<Server> {
         limiter: ConnLimiter::default(),
         conn_ids: ConnIds::default(),
         shutdown: AtomicBool::new(false),
-        config,
+        config: Live::new(config.clone()),
     });
 
     // Worker 0 binds first; with port 0 the kernel picks one and the other
     // workers join that same port through SO_REUSEPORT.
     let mut tcp: Vec<Vec<std::net::TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     let mut http_addrs = Vec::new();
-    for wanted in &shared.config.http_listen {
+    for wanted in &config.http_listen {
         probe_free(*wanted, Type::STREAM).map_err(|e| context(e, "bind", wanted))?;
         let mut addr = *wanted;
         for listeners in tcp.iter_mut() {
@@ -110,11 +121,11 @@ pub fn start(config: Config) -> io::Result<Server> {
     }
     let mut udp: Vec<Vec<std::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
     let mut udp_addrs = Vec::new();
-    for wanted in &shared.config.udp_listen {
+    for wanted in &config.udp_listen {
         probe_free(*wanted, Type::DGRAM).map_err(|e| context(e, "bind udp", wanted))?;
         let mut addr = *wanted;
         for (w, sockets) in udp.iter_mut().enumerate() {
-            let s = bind_udp(addr, shared.config.udp_recv_buffer, w == 0)
+            let s = bind_udp(addr, config.udp_recv_buffer, w == 0)
                 .map_err(|e| context(e, "bind udp", wanted))?;
             addr = s.local_addr()?;
             sockets.push(s);
@@ -186,6 +197,41 @@ impl Server {
     /// Waits for the next signal or thread exit.
     pub fn next_event(&self) -> Option<Event> {
         self.events_rx.recv().ok()
+    }
+
+    /// Like `next_event`, but gives up after `within` (None).
+    pub fn next_event_within(&self, within: Duration) -> Option<Event> {
+        self.events_rx.recv_timeout(within).ok()
+    }
+
+    /// Applies a re-read configuration: what can change live takes effect
+    /// at each worker's next loop turn; keys that need a restart keep their
+    /// running values and are reported. Returns one line per changed key.
+    pub fn reload(&self, mut new: Config) -> Vec<String> {
+        let old = self.shared.config.load();
+        let mut report = Vec::new();
+        for key in crate::config::KEYS {
+            let (was, now) = (key.get(&old), key.get(&new));
+            if was == now {
+                continue;
+            }
+            if RESTART_KEYS.contains(&key.name) {
+                report.push(format!(
+                    "{}: {was} → {now} needs a restart; still {was}",
+                    key.name
+                ));
+            } else {
+                report.push(format!("{}: {was} → {now}", key.name));
+            }
+        }
+        new.http_listen.clone_from(&old.http_listen);
+        new.udp_listen.clone_from(&old.udp_listen);
+        new.udp_recv_buffer = old.udp_recv_buffer;
+        new.workers = old.workers;
+        new.stripes = old.stripes;
+        self.shared.tracker.apply(&new);
+        self.shared.config.store(new);
+        report
     }
 
     /// Stops accepting, lets workers finish replies in flight, stops every
@@ -277,8 +323,7 @@ fn context(e: io::Error, what: &str, addr: &SocketAddr) -> io::Error {
 
 /// The reaper thread: every `reap_interval`, expire and recount.
 fn reaper(shared: &Shared) {
-    let interval = shared.config.reap_interval;
-    let mut next = Instant::now() + interval;
+    let mut next = Instant::now() + shared.config.load().reap_interval;
     while !shared.shutdown.load(Ordering::Acquire) {
         let now = Instant::now();
         if now < next {
@@ -290,7 +335,7 @@ fn reaper(shared: &Shared) {
             log::debug!("reaper: a stripe was held {:?}", totals.longest_hold);
         }
         shared.stats.set_totals(totals);
-        next = Instant::now() + interval;
+        next = Instant::now() + shared.config.load().reap_interval;
     }
 }
 

@@ -144,6 +144,8 @@ pub struct Stats {
     /// The reaper's share of the live torrent and peer counts.
     pub reaper_gauges: Gauges,
     totals: Mutex<Totals>,
+    /// When `summary` last ran and the request count then.
+    last_summary: Mutex<Option<(Instant, u64)>>,
 }
 
 impl Stats {
@@ -156,6 +158,7 @@ impl Stats {
                 .collect(),
             http_open: AtomicUsize::new(0),
             reaper_gauges: Gauges::default(),
+            last_summary: Mutex::new(None),
             totals: Mutex::new(Totals::default()),
         }
     }
@@ -177,6 +180,33 @@ impl Stats {
 
     fn sum(&self, f: impl Fn(&WorkerStats) -> &AtomicU64) -> u64 {
         self.workers.iter().map(|w| f(w).load(Relaxed)).sum()
+    }
+
+    /// One line for logs and `systemctl status`: torrents, peers, and
+    /// requests per second since the previous call.
+    pub fn summary(&self) -> String {
+        let requests = self.sum(|w| &w.http_requests)
+            + (0..3)
+                .flat_map(|a| [0, 1].map(move |f| (a, f)))
+                .map(|(a, f)| self.sum(|w| &w.udp_requests[a][f]))
+                .sum::<u64>();
+        let now = Instant::now();
+        let mut last = self.last_summary.lock().unwrap_or_else(|p| p.into_inner());
+        let (then, before) = last.unwrap_or((self.started, 0));
+        let secs = now.duration_since(then).as_secs_f64().max(0.001);
+        let rate = requests.saturating_sub(before) as f64 / secs;
+        *last = Some((now, requests));
+        let peers: u64 = (0..2)
+            .flat_map(|f| [0, 1].map(move |k| (f, k)))
+            .map(|(f, k)| self.live(|g| &g.peers[f][k]))
+            .sum();
+        format!(
+            "{} torrents, {} peers ({} seeders), {:.0} req/s",
+            self.live(|g| &g.torrents),
+            peers,
+            self.live(|g| &g.peers[0][1]) + self.live(|g| &g.peers[1][1]),
+            rate
+        )
     }
 
     /// Sums a live gauge over the workers and the reaper (never below 0).

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
+use crate::config::Config;
 use crate::http::server::{tick, HttpFront, CONN_BASE};
+use crate::live::Cached;
 use crate::server::Shared;
 use crate::udp::front::{UdpFront, UDP_BASE};
 
@@ -32,6 +34,8 @@ pub struct Worker {
     udp: UdpFront,
     /// UDP sockets that used up their turn with datagrams still waiting.
     udp_more: Vec<usize>,
+    /// This worker's copy of the live configuration.
+    config: Cached<Config>,
 }
 
 impl Worker {
@@ -39,6 +43,7 @@ impl Worker {
     pub fn new(poll: Poll, shared: Arc<Shared>, http: HttpFront, udp: UdpFront) -> Worker {
         Worker {
             poll,
+            config: Cached::new(&shared.config),
             shared,
             http,
             udp,
@@ -50,8 +55,15 @@ impl Worker {
     /// flight (bounded by `DRAIN_TIME`).
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        let tick = tick(&self.shared);
+        let mut tick = tick(self.config.get());
         loop {
+            // One atomic load per turn; a reload is picked up here.
+            if self.config.refresh(&self.shared.config) {
+                let config = self.config.get();
+                tick = crate::http::server::tick(config);
+                self.http.set_config(Arc::clone(config));
+                self.udp.set_config(Arc::clone(config));
+            }
             let timeout = if self.udp_more.is_empty() {
                 self.http.timeout(tick)
             } else {

@@ -214,6 +214,56 @@ pub static KEYS: &[Key] = &[
         "Log detail: off, error, warn, info, debug or trace; RUST_LOG overrides it",
         v::parse_level, v::render_level
     },
+    key! {
+        state_file, "path", "", "",
+        "File the swarms are saved to on shutdown and restored from at start; empty = off",
+        v::parse_string, v::render_string
+    },
+    key! {
+        state_save_interval, "duration", "0", "",
+        "Also save the swarms this often while running; 0 = only on shutdown",
+        v::parse_duration, v::render_duration
+    },
+    key! {
+        allowlist, "path", "", "",
+        "File of 40-hex info hashes; when set, only these torrents are tracked",
+        v::parse_string, v::render_string
+    },
+    key! {
+        denylist, "path", "", "",
+        "File of 40-hex info hashes that are always refused (wins over allowlist)",
+        v::parse_string, v::render_string
+    },
+    key! {
+        prefer_local_peers, "bool", "true", "",
+        "Hand out peers in the announcer's own subnet first, then its local networks",
+        v::parse_bool, v::render_bool
+    },
+    key! {
+        local_prefix_v4, "count", "24", "bits",
+        "IPv4 prefix length that makes two peers neighbours",
+        v::parse_count, v::render_count, super::check_prefix_v4
+    },
+    key! {
+        local_prefix_v6, "count", "64", "bits",
+        "IPv6 prefix length that makes two peers neighbours",
+        v::parse_count, v::render_count, super::check_prefix_v6
+    },
+    key! {
+        local_networks, "CIDR list", "", "",
+        "Networks whose peers are preferred for each other (an ISP's or campus's ranges)",
+        |s| v::parse_list(s, v::parse_net), v::render_list
+    },
+    key! {
+        full_scrape, "bool", "false", "",
+        "Answer /scrape without info_hash with every torrent",
+        v::parse_bool, v::render_bool
+    },
+    key! {
+        full_scrape_interval, "duration", "5m", "",
+        "One full scrape per client address per this period",
+        v::parse_duration, v::render_duration
+    },
 ];
 
 /// `auto` (stored as 0) or a thread count.
@@ -319,7 +369,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_fields_and_flags() {
-        assert_eq!(KEYS.len(), 25);
+        assert_eq!(KEYS.len(), 35);
         for (i, key) in KEYS.iter().enumerate() {
             assert!(
                 KEYS.iter().skip(i + 1).all(|k| k.name != key.name),
@@ -327,9 +377,11 @@ mod tests {
                 key.name
             );
             assert!(
-                key.name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                key.name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && key
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{}",
                 key.name
             );

@@ -70,6 +70,26 @@ pub struct Config {
     pub stats_allow: Vec<IpNet>,
     /// Log level (`RUST_LOG` overrides).
     pub log_level: log::LevelFilter,
+    /// Swarm state file; empty = off.
+    pub state_file: String,
+    /// Periodic state save; zero = only on shutdown.
+    pub state_save_interval: Duration,
+    /// Allowlist file of info hashes; empty = off.
+    pub allowlist: String,
+    /// Denylist file of info hashes; empty = off.
+    pub denylist: String,
+    /// Prefer peers in the announcer's subnet and local networks.
+    pub prefer_local_peers: bool,
+    /// IPv4 neighbour prefix length.
+    pub local_prefix_v4: usize,
+    /// IPv6 neighbour prefix length.
+    pub local_prefix_v6: usize,
+    /// Networks whose peers are preferred for each other.
+    pub local_networks: Vec<IpNet>,
+    /// Serve full scrapes.
+    pub full_scrape: bool,
+    /// One full scrape per client address per this period.
+    pub full_scrape_interval: Duration,
 }
 
 impl Config {
@@ -127,6 +147,16 @@ impl Config {
             stats_path: String::new(),
             stats_allow: Vec::new(),
             log_level: log::LevelFilter::Off,
+            state_file: String::new(),
+            state_save_interval: Duration::ZERO,
+            allowlist: String::new(),
+            denylist: String::new(),
+            prefer_local_peers: false,
+            local_prefix_v4: 0,
+            local_prefix_v6: 0,
+            local_networks: Vec::new(),
+            full_scrape: false,
+            full_scrape_interval: Duration::ZERO,
         }
     }
 
@@ -193,6 +223,22 @@ fn check_stripes(n: &usize) -> Result<(), String> {
         Err(format!(
             "must be a power of two from 1 to {MAX_STRIPES}, got {n}"
         ))
+    }
+}
+
+fn check_prefix_v4(n: &usize) -> Result<(), String> {
+    check_at_most(*n, 32)
+}
+
+fn check_prefix_v6(n: &usize) -> Result<(), String> {
+    check_at_most(*n, 128)
+}
+
+fn check_at_most(n: usize, max: usize) -> Result<(), String> {
+    if n <= max {
+        Ok(())
+    } else {
+        Err(format!("must be at most {max}, got {n}"))
     }
 }
 
@@ -330,6 +376,16 @@ mod tests {
             stats_path: "/x".into(),
             stats_allow: Vec::new(),
             log_level: log::LevelFilter::Trace,
+            state_file: "x".into(),
+            state_save_interval: Duration::from_secs(1),
+            allowlist: "x".into(),
+            denylist: "x".into(),
+            prefer_local_peers: false,
+            local_prefix_v4: 1,
+            local_prefix_v6: 1,
+            local_networks: vec![IpNet::from(std::net::IpAddr::from([1, 1, 1, 1]))],
+            full_scrape: true,
+            full_scrape_interval: Duration::from_secs(1),
         };
         for key in KEYS {
             assert_eq!(key.set(&mut other, key.default), Ok(()), "{}", key.name);

@@ -4,7 +4,7 @@
 
 use std::collections::hash_map::Entry;
 use std::net::{SocketAddrV4, SocketAddrV6};
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::store::Store;
@@ -114,23 +114,42 @@ impl Gauges {
 pub struct Tracker {
     store: Store<Swarm>,
     clock: Clock,
-    interval_secs: u32,
-    min_interval_secs: u32,
-    jitter_secs: u32,
-    timeout_secs: u32,
+    timers: Timers,
+}
+
+/// The timers a reload may change, read with `Relaxed` loads (a reply may
+/// mix old and new values for the instant of the reload; harmless).
+#[derive(Default)]
+struct Timers {
+    interval_secs: AtomicU32,
+    min_interval_secs: AtomicU32,
+    jitter_secs: AtomicU32,
+    timeout_secs: AtomicU32,
 }
 
 impl Tracker {
     /// A tracker with the store and timers of `config`.
     pub fn new(config: &Config, clock: Clock) -> Tracker {
-        Tracker {
+        let tracker = Tracker {
             store: Store::new(config.stripes),
             clock,
-            interval_secs: secs(config.announce_interval),
-            min_interval_secs: secs(config.min_announce_interval),
-            jitter_secs: secs(config.announce_jitter),
-            timeout_secs: secs(config.peer_timeout).max(1),
-        }
+            timers: Timers::default(),
+        };
+        tracker.apply(config);
+        tracker
+    }
+
+    /// Takes the live-changeable settings of a (reloaded) config. `stripes`
+    /// needs a restart.
+    pub fn apply(&self, config: &Config) {
+        let t = &self.timers;
+        t.interval_secs
+            .store(secs(config.announce_interval), Relaxed);
+        t.min_interval_secs
+            .store(secs(config.min_announce_interval), Relaxed);
+        t.jitter_secs.store(secs(config.announce_jitter), Relaxed);
+        t.timeout_secs
+            .store(secs(config.peer_timeout).max(1), Relaxed);
     }
 
     /// The tracker's clock.
@@ -153,7 +172,7 @@ impl Tracker {
         let seeder = a.left == 0;
         let mut stats = AnnounceStats {
             interval_secs: self.jittered_interval(rng),
-            min_interval_secs: self.min_interval_secs,
+            min_interval_secs: self.timers.min_interval_secs.load(Relaxed),
             ..AnnounceStats::default()
         };
         let mut delta = Delta::default();
@@ -214,7 +233,10 @@ impl Tracker {
     /// (changes go to the reaper's `gauges`), and counts what is left; one
     /// stripe locked at a time.
     pub fn reap(&self, gauges: &Gauges) -> Totals {
-        let cutoff = self.clock.now().saturating_sub(self.timeout_secs);
+        let cutoff = self
+            .clock
+            .now()
+            .saturating_sub(self.timers.timeout_secs.load(Relaxed));
         let mut totals = Totals::default();
         for i in 0..self.store.stripe_count() {
             let started = Instant::now();
@@ -260,13 +282,16 @@ impl Tracker {
     }
 
     fn jittered_interval(&self, rng: &mut Rng) -> u32 {
-        if self.jitter_secs == 0 {
-            return self.interval_secs;
+        let t = &self.timers;
+        let (interval, jitter) = (t.interval_secs.load(Relaxed), t.jitter_secs.load(Relaxed));
+        if jitter == 0 {
+            return interval;
         }
-        let spread = rng.below(2 * self.jitter_secs as usize + 1) as u32;
-        (self.interval_secs + spread)
-            .saturating_sub(self.jitter_secs)
-            .max(self.min_interval_secs)
+        let spread = rng.below(2 * jitter as usize + 1) as u32;
+        interval
+            .saturating_add(spread)
+            .saturating_sub(jitter)
+            .max(t.min_interval_secs.load(Relaxed))
     }
 }
 

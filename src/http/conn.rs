@@ -18,6 +18,7 @@ use mio::net::TcpStream;
 
 use super::client_ip::client_ip;
 use super::routes::{Request, Routes, Status};
+use crate::config::Config;
 use crate::server::Shared;
 use crate::stats::{Reject, WorkerStats};
 
@@ -79,6 +80,8 @@ impl Conn {
 pub struct Ctx<'a> {
     /// Shared tracker state.
     pub shared: &'a Shared,
+    /// This worker's copy of the configuration.
+    pub config: &'a Config,
     /// This worker's counters.
     pub stats: &'a WorkerStats,
     /// Router with its scratch space.
@@ -91,7 +94,7 @@ pub struct Ctx<'a> {
 /// to `conn.out`. Returns how many bytes were consumed; stops at a partial
 /// head, after `budget` requests, or when the connection must close.
 pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut usize) -> usize {
-    let config = &ctx.shared.config;
+    let config = ctx.config;
     let max_headers = config.http_max_headers.min(MAX_HEADERS_CAP);
     let mut pos = 0;
     while pos < buf.len() && *budget > 0 && !conn.close_after_flush {
@@ -130,7 +133,7 @@ pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut u
 }
 
 fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
-    let config = &ctx.shared.config;
+    let config = ctx.config;
     let head_only = match req.method {
         Some("GET") => false,
         Some("HEAD") => true,
@@ -173,7 +176,9 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
             values.collect::<SmallValues>().iter(),
         ),
     };
-    let status = ctx.routes.serve(ctx.shared, ctx.stats, &request, ctx.body);
+    let status = ctx
+        .routes
+        .serve(ctx.shared, ctx.config, ctx.stats, &request, ctx.body);
     let (code, content_type) = match status {
         Status::Ok if path == config.stats_path.as_bytes() => {
             (200, "text/plain; version=0.0.4; charset=utf-8")

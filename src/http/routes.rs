@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
 
 use super::client_ip::{canonical, is_in};
 use super::{query, reply};
+use crate::config::Config;
 use crate::core::announce::{Announce, PeerBuf, ScrapeCounts};
 use crate::core::{Failure, InfoHash};
 use crate::rng::Rng;
@@ -56,6 +57,7 @@ impl Routes {
     pub fn serve(
         &mut self,
         shared: &Shared,
+        config: &Config,
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
@@ -63,19 +65,19 @@ impl Routes {
         body.clear();
         match req.path {
             b"/announce" => {
-                if let Err(f) = self.announce(shared, stats, req, body) {
-                    fail(shared, stats, f, body);
+                if let Err(f) = self.announce(shared, config, stats, req, body) {
+                    fail(config, stats, f, body);
                 }
                 Status::Ok
             }
             b"/scrape" => {
-                if let Err(f) = self.scrape(shared, stats, req, body) {
-                    fail(shared, stats, f, body);
+                if let Err(f) = self.scrape(shared, config, stats, req, body) {
+                    fail(config, stats, f, body);
                 }
                 Status::Ok
             }
-            p if p == shared.config.stats_path.as_bytes() => match req.client {
-                Some(ip) if is_in(&shared.config.stats_allow, ip) => {
+            p if p == config.stats_path.as_bytes() => match req.client {
+                Some(ip) if is_in(&config.stats_allow, ip) => {
                     body.extend_from_slice(shared.stats.render().as_bytes());
                     Status::Ok
                 }
@@ -94,13 +96,13 @@ impl Routes {
     fn announce(
         &mut self,
         shared: &Shared,
+        config: &Config,
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
     ) -> Result<(), Failure> {
         let q = query::parse_announce(req.query)?;
         let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
-        let config = &shared.config;
         let spoof = config.allow_ip_spoofing;
         let ip = match q.ip {
             Some(claimed) if spoof => canonical(claimed),
@@ -148,12 +150,13 @@ impl Routes {
     fn scrape(
         &mut self,
         shared: &Shared,
+        config: &Config,
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
     ) -> Result<(), Failure> {
         self.hashes.clear();
-        query::parse_scrape(req.query, shared.config.max_scrape_hashes, &mut self.hashes)?;
+        query::parse_scrape(req.query, config.max_scrape_hashes, &mut self.hashes)?;
         let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
         if self.hashes.is_empty() {
             return Err(Failure::FullScrapeDisabled);
@@ -167,10 +170,10 @@ impl Routes {
     }
 }
 
-fn fail(shared: &Shared, stats: &WorkerStats, f: Failure, body: &mut Vec<u8>) {
+fn fail(config: &Config, stats: &WorkerStats, f: Failure, body: &mut Vec<u8>) {
     body.clear();
     WorkerStats::bump(&stats.failures[f as usize]);
-    let min_interval = crate::clock::secs(shared.config.min_announce_interval);
+    let min_interval = crate::clock::secs(config.min_announce_interval);
     reply::failure(body, f.reason(), min_interval, None);
 }
 

@@ -23,6 +23,7 @@ use super::conn::{
     limiter_ip, reject, serve_buffered, write_response, Conn, Ctx, REQUESTS_PER_TURN,
 };
 use super::routes::Routes;
+use crate::config::Config;
 use crate::server::{Shared, Throttle};
 use crate::stats::{Reject, WorkerStats};
 
@@ -42,6 +43,7 @@ pub struct HttpFront {
     id: usize,
     registry: Registry,
     shared: Arc<Shared>,
+    config: Arc<Config>,
     listeners: Vec<TcpListener>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -71,11 +73,13 @@ impl HttpFront {
             registry.register(&mut l, Token(LISTENER_BASE + i), Interest::READABLE)?;
             mio_listeners.push(l);
         }
-        let scratch = vec![0; shared.config.http_max_request_bytes];
+        let config = shared.config.load();
+        let scratch = vec![0; config.http_max_request_bytes];
         Ok(HttpFront {
             id,
             registry,
             shared,
+            config,
             listeners: mio_listeners,
             conns: Vec::new(),
             free: Vec::new(),
@@ -88,6 +92,14 @@ impl HttpFront {
             accept_warn: Throttle::new(Duration::from_secs(10)),
             next_sweep: Instant::now(),
         })
+    }
+
+    /// Takes a reloaded configuration (limits and timeouts apply to the
+    /// next request; listen addresses need a restart).
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        // Keep the invariant scratch.len() == http_max_request_bytes.
+        self.scratch.resize(config.http_max_request_bytes, 0);
+        self.config = config;
     }
 
     /// Handles one poll event for a token in the HTTP ranges.
@@ -154,7 +166,7 @@ impl HttpFront {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let config = &self.shared.config;
+        let config = &*self.config;
         let ip = limiter_ip(&peer);
         let stats = self.shared.stats.worker(self.id);
         if let Err(why) = self.shared.limiter.admit(
@@ -247,6 +259,7 @@ impl HttpFront {
             }
             let mut ctx = Ctx {
                 shared: &self.shared,
+                config: &self.config,
                 stats,
                 routes: &mut self.routes,
                 body: &mut self.body,
@@ -266,7 +279,6 @@ impl HttpFront {
                 continue;
             }
             let room = ctx
-                .shared
                 .config
                 .http_max_request_bytes
                 .saturating_sub(conn.inbuf.len());
@@ -274,8 +286,8 @@ impl HttpFront {
                 reject(conn, stats, Reject::HeadTooLarge);
                 continue;
             }
-            // room <= scratch.len(): both come from the start-time
-            // http_max_request_bytes, which never changes in a worker.
+            // room <= scratch.len(): both come from this worker's config
+            // (set_config resizes the scratch buffer with it).
             let read = match conn.stream.read(&mut self.scratch[..room]) {
                 Ok(0) => return self.closing.push(slot),
                 Ok(n) => n,
@@ -313,7 +325,7 @@ impl HttpFront {
 
     /// Times out slow heads and idle connections.
     fn sweep(&mut self, now: Instant) {
-        let config = &self.shared.config;
+        let config = &*self.config;
         let idle_limit = if config.http_idle_timeout.is_zero() {
             config.http_request_timeout
         } else {
@@ -430,8 +442,7 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
 }
 
 /// Sweep period: fine enough for the shortest configured timeout.
-pub fn tick(shared: &Shared) -> Duration {
-    let c = &shared.config;
+pub fn tick(c: &Config) -> Duration {
     let mut shortest = c.http_request_timeout;
     if !c.http_idle_timeout.is_zero() {
         shortest = shortest.min(c.http_idle_timeout);

@@ -18,6 +18,7 @@ use mio::{Interest, Registry, Token};
 
 use super::codec::{self, AnnounceRequest, Request};
 use super::connid::Refused;
+use crate::config::Config;
 use crate::core::announce::{Announce, PeerBuf};
 use crate::core::{Event, Failure, InfoHash};
 use crate::http::client_ip::canonical;
@@ -45,6 +46,7 @@ const RECV_BYTES: usize = 2048;
 pub struct UdpFront {
     id: usize,
     shared: Arc<Shared>,
+    config: Arc<Config>,
     sockets: Vec<UdpSocket>,
     recv: Vec<u8>,
     scratch: Scratch,
@@ -82,6 +84,7 @@ impl UdpFront {
         }
         Ok(UdpFront {
             id,
+            config: shared.config.load(),
             shared,
             sockets: mio_sockets,
             recv: vec![0; RECV_BYTES],
@@ -92,6 +95,11 @@ impl UdpFront {
                 rng: Rng::from_entropy(),
             },
         })
+    }
+
+    /// Takes a reloaded configuration.
+    pub fn set_config(&mut self, config: Arc<Config>) {
+        self.config = config;
     }
 
     /// Serves datagrams waiting on socket `i`. True when the turn's budget
@@ -115,7 +123,14 @@ impl UdpFront {
             let stats = self.shared.stats.worker(self.id);
             stats.udp_bytes_in.fetch_add(n as u64, Relaxed);
             let datagram = self.recv.get(..n).unwrap_or(&[]);
-            if let Outcome::Reply = handle(&self.shared, stats, &mut self.scratch, datagram, from) {
+            if let Outcome::Reply = handle(
+                &self.shared,
+                &self.config,
+                stats,
+                &mut self.scratch,
+                datagram,
+                from,
+            ) {
                 let Some(socket) = self.sockets.get(i) else {
                     return false;
                 };
@@ -137,6 +152,7 @@ impl UdpFront {
 /// Decodes and answers one datagram; the reply is left in `scratch.send`.
 fn handle(
     shared: &Shared,
+    config: &Config,
     stats: &WorkerStats,
     scratch: &mut Scratch,
     datagram: &[u8],
@@ -163,7 +179,7 @@ fn handle(
             if let Err(why) = shared.conn_ids.check(a.connection_id, ip, now) {
                 return refuse(&mut scratch.send, stats, a.transaction_id, why);
             }
-            if let Err(f) = announce(shared, stats, scratch, &a, ip) {
+            if let Err(f) = announce(shared, config, stats, scratch, &a, ip) {
                 fail(&mut scratch.send, stats, a.transaction_id, f);
             } else {
                 WorkerStats::bump(&stats.announces[PROTO_UDP][family]);
@@ -178,7 +194,7 @@ fn handle(
             if let Err(why) = shared.conn_ids.check(connection_id, ip, now) {
                 return refuse(&mut scratch.send, stats, transaction_id, why);
             }
-            let limit = MAX_UDP_SCRAPE_HASHES.min(shared.config.max_scrape_hashes);
+            let limit = MAX_UDP_SCRAPE_HASHES.min(config.max_scrape_hashes);
             if hashes.len() / 20 > limit {
                 fail(
                     &mut scratch.send,
@@ -203,12 +219,12 @@ fn handle(
 /// A verified announce: update the swarm, write the reply.
 fn announce(
     shared: &Shared,
+    config: &Config,
     stats: &WorkerStats,
     scratch: &mut Scratch,
     a: &AnnounceRequest,
     ip: IpAddr,
 ) -> Result<(), Failure> {
-    let config = &shared.config;
     let event = a.event.ok_or(Failure::InvalidEvent)?;
     if a.port == 0 {
         return Err(Failure::InvalidPort);
