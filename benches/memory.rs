@@ -79,7 +79,7 @@ fn main() {
         placed += 1;
     }
     let fill = started.elapsed();
-    let totals = tracker.reap(&gauges);
+    let totals = tracker.reap(&gauges, &|_| true);
     let after = resident_bytes().unwrap_or(0);
     let counted = totals.seeders_v4 + totals.leechers_v4;
     let heap = tracker.swarm_heap_bytes() as f64;

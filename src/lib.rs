@@ -6,6 +6,7 @@
 //! signal or a dead thread, stop).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod cli;
 pub mod clock;
 pub mod config;

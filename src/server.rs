@@ -11,13 +11,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::access::{self, AccessList};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::announce::Tracker;
@@ -46,6 +48,10 @@ const LISTEN_BACKLOG: i32 = 1024;
 pub struct Shared {
     /// The configuration, replaced by reloads (workers cache it).
     pub config: Live<Config>,
+    /// Info-hash allow/deny lists, replaced by reloads (workers cache it).
+    pub access: Live<AccessList>,
+    /// The list files' mtimes as last loaded (the reaper watches them).
+    access_mtimes: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
     /// The swarms and their rules.
     pub tracker: Tracker,
     /// Counters and gauges.
@@ -102,8 +108,18 @@ pub fn start(config: Config) -> io::Result<Server> {
         limiter: ConnLimiter::default(),
         conn_ids: ConnIds::default(),
         shutdown: AtomicBool::new(false),
+        access: Live::new(access::build(
+            &config.allowlist,
+            &config.denylist,
+            &AccessList::default(),
+        )),
+        access_mtimes: Mutex::new((
+            access::mtime(&config.allowlist),
+            access::mtime(&config.denylist),
+        )),
         config: Live::new(config.clone()),
     });
+    log_access(&shared.access.load());
 
     // Worker 0 binds first; with port 0 the kernel picks one and the other
     // workers join that same port through SO_REUSEPORT.
@@ -230,6 +246,7 @@ impl Server {
         new.workers = old.workers;
         new.stripes = old.stripes;
         self.shared.tracker.apply(&new);
+        self.shared.reload_access(&new);
         self.shared.config.store(new);
         report
     }
@@ -321,6 +338,42 @@ fn context(e: io::Error, what: &str, addr: &SocketAddr) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {addr}: {e}"))
 }
 
+impl Shared {
+    /// Re-reads the allow/deny lists named in `config` and swaps them in.
+    pub fn reload_access(&self, config: &Config) {
+        let list = access::build(&config.allowlist, &config.denylist, &self.access.load());
+        log_access(&list);
+        self.access.store(list);
+        *self.access_mtimes.lock().unwrap_or_else(|p| p.into_inner()) = (
+            access::mtime(&config.allowlist),
+            access::mtime(&config.denylist),
+        );
+    }
+
+    /// Reloads the lists if a file's mtime changed since the last load.
+    fn reload_access_if_changed(&self, config: &Config) {
+        let now = (
+            access::mtime(&config.allowlist),
+            access::mtime(&config.denylist),
+        );
+        let changed = *self.access_mtimes.lock().unwrap_or_else(|p| p.into_inner()) != now;
+        if changed {
+            log::info!("access list file changed: reloading");
+            self.reload_access(config);
+        }
+    }
+}
+
+fn log_access(list: &AccessList) {
+    match list.sizes() {
+        (None, 0) => {}
+        (allow, deny) => log::info!(
+            "access lists: {} allowed, {deny} denied",
+            allow.map_or("all".to_string(), |n| n.to_string())
+        ),
+    }
+}
+
 /// The reaper thread: every `reap_interval`, expire and recount.
 fn reaper(shared: &Shared) {
     let mut next = Instant::now() + shared.config.load().reap_interval;
@@ -330,7 +383,12 @@ fn reaper(shared: &Shared) {
             std::thread::park_timeout(next - now);
             continue;
         }
-        let totals = shared.tracker.reap(&shared.stats.reaper_gauges);
+        let config = shared.config.load();
+        shared.reload_access_if_changed(&config);
+        let access = shared.access.load();
+        let totals = shared
+            .tracker
+            .reap(&shared.stats.reaper_gauges, &|hash| access.permits(hash));
         if totals.longest_hold > Duration::from_millis(1) {
             log::debug!("reaper: a stripe was held {:?}", totals.longest_hold);
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
 
+use crate::access::AccessList;
 use crate::config::Config;
 use crate::http::server::{tick, HttpFront, CONN_BASE};
 use crate::live::Cached;
@@ -36,6 +37,8 @@ pub struct Worker {
     udp_more: Vec<usize>,
     /// This worker's copy of the live configuration.
     config: Cached<Config>,
+    /// This worker's copy of the live access lists.
+    access: Cached<AccessList>,
 }
 
 impl Worker {
@@ -44,6 +47,7 @@ impl Worker {
         Worker {
             poll,
             config: Cached::new(&shared.config),
+            access: Cached::new(&shared.access),
             shared,
             http,
             udp,
@@ -63,6 +67,10 @@ impl Worker {
                 tick = crate::http::server::tick(config);
                 self.http.set_config(Arc::clone(config));
                 self.udp.set_config(Arc::clone(config));
+            }
+            if self.access.refresh(&self.shared.access) {
+                self.http.set_access(Arc::clone(self.access.get()));
+                self.udp.set_access(Arc::clone(self.access.get()));
             }
             let timeout = if self.udp_more.is_empty() {
                 self.http.timeout(tick)

@@ -229,10 +229,11 @@ impl Tracker {
         }
     }
 
-    /// Expires peers not seen for `peer_timeout`, drops empty swarms
-    /// (changes go to the reaper's `gauges`), and counts what is left; one
-    /// stripe locked at a time.
-    pub fn reap(&self, gauges: &Gauges) -> Totals {
+    /// Expires peers not seen for `peer_timeout`, drops empty swarms and
+    /// swarms of torrents `permit` refuses (access lists), counts what is
+    /// left; changes go to the reaper's `gauges`; one stripe locked at a
+    /// time.
+    pub fn reap(&self, gauges: &Gauges, permit: &dyn Fn(&InfoHash) -> bool) -> Totals {
         let cutoff = self
             .clock
             .now()
@@ -243,7 +244,11 @@ impl Tracker {
             let mut delta = Delta::default();
             let mut dropped = 0;
             let mut stripe = self.store.lock(i);
-            stripe.retain(|_, swarm| {
+            stripe.retain(|hash, swarm| {
+                if !permit(hash) {
+                    // Denied since it was admitted: drop every peer.
+                    swarm.expire(u32::MAX, &mut delta);
+                }
                 swarm.expire(cutoff, &mut delta);
                 if swarm.is_empty() {
                     dropped += 1;
@@ -347,7 +352,7 @@ mod tests {
                 tracker.clock().advance(Duration::from_secs(60));
             }
         }
-        let totals = tracker.reap(&reaper);
+        let totals = tracker.reap(&reaper, &|_| true);
         let sum = |f: &dyn Fn(&Gauges) -> i64| workers.iter().map(f).sum::<i64>() + f(&reaper);
         assert_eq!(sum(&|g| g.torrents.load(Relaxed)), totals.torrents as i64);
         assert_eq!(

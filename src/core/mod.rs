@@ -55,11 +55,17 @@ pub enum Failure {
     FullScrapeDisabled,
     /// A trusted proxy sent an unusable client-address header.
     InvalidProxyHeader,
+    /// The torrent is on the denylist.
+    TorrentDenied,
+    /// An allowlist is in force and the torrent is not on it.
+    TorrentNotAllowed,
+    /// A second full scrape within `full_scrape_interval`.
+    FullScrapeTooOften,
 }
 
 impl Failure {
     /// Every variant, in declaration order (index = `self as usize`).
-    pub const ALL: [Failure; 13] = [
+    pub const ALL: [Failure; 16] = [
         Failure::MissingInfoHash,
         Failure::InvalidInfoHash,
         Failure::MissingPeerId,
@@ -73,6 +79,9 @@ impl Failure {
         Failure::TooManyInfoHashes,
         Failure::FullScrapeDisabled,
         Failure::InvalidProxyHeader,
+        Failure::TorrentDenied,
+        Failure::TorrentNotAllowed,
+        Failure::FullScrapeTooOften,
     ];
 
     /// The `failure reason` text.
@@ -91,6 +100,10 @@ impl Failure {
             Failure::TooManyInfoHashes => "too many info_hash values in one scrape",
             Failure::FullScrapeDisabled => "full scrape is disabled",
             Failure::InvalidProxyHeader => "invalid client address header from proxy",
+            Failure::TorrentDenied | Failure::TorrentNotAllowed => {
+                "torrent not allowed on this tracker"
+            }
+            Failure::FullScrapeTooOften => "full scrape requested too often",
         }
     }
 
@@ -110,6 +123,9 @@ impl Failure {
             Failure::TooManyInfoHashes => "too_many_info_hashes",
             Failure::FullScrapeDisabled => "full_scrape_disabled",
             Failure::InvalidProxyHeader => "invalid_proxy_header",
+            Failure::TorrentDenied => "torrent_denied",
+            Failure::TorrentNotAllowed => "torrent_not_allowed",
+            Failure::FullScrapeTooOften => "full_scrape_too_often",
         }
     }
 }

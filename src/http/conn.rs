@@ -18,6 +18,7 @@ use mio::net::TcpStream;
 
 use super::client_ip::client_ip;
 use super::routes::{Request, Routes, Status};
+use crate::access::AccessList;
 use crate::config::Config;
 use crate::server::Shared;
 use crate::stats::{Reject, WorkerStats};
@@ -82,6 +83,8 @@ pub struct Ctx<'a> {
     pub shared: &'a Shared,
     /// This worker's copy of the configuration.
     pub config: &'a Config,
+    /// This worker's copy of the access lists.
+    pub access: &'a AccessList,
     /// This worker's counters.
     pub stats: &'a WorkerStats,
     /// Router with its scratch space.
@@ -176,9 +179,9 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
             values.collect::<SmallValues>().iter(),
         ),
     };
-    let status = ctx
-        .routes
-        .serve(ctx.shared, ctx.config, ctx.stats, &request, ctx.body);
+    let status = ctx.routes.serve(
+        ctx.shared, ctx.config, ctx.access, ctx.stats, &request, ctx.body,
+    );
     let (code, content_type) = match status {
         Status::Ok if path == config.stats_path.as_bytes() => {
             (200, "text/plain; version=0.0.4; charset=utf-8")

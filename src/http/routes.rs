@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddrV4, SocketAddrV6};
 
 use super::client_ip::{canonical, is_in};
+use super::reply::RetryIn;
 use super::{query, reply};
+use crate::access::AccessList;
 use crate::config::Config;
 use crate::core::announce::{Announce, PeerBuf, ScrapeCounts};
 use crate::core::{Failure, InfoHash};
@@ -58,6 +60,7 @@ impl Routes {
         &mut self,
         shared: &Shared,
         config: &Config,
+        access: &AccessList,
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
@@ -65,13 +68,13 @@ impl Routes {
         body.clear();
         match req.path {
             b"/announce" => {
-                if let Err(f) = self.announce(shared, config, stats, req, body) {
+                if let Err(f) = self.announce(shared, config, access, stats, req, body) {
                     fail(config, stats, f, body);
                 }
                 Status::Ok
             }
             b"/scrape" => {
-                if let Err(f) = self.scrape(shared, config, stats, req, body) {
+                if let Err(f) = self.scrape(shared, config, access, stats, req, body) {
                     fail(config, stats, f, body);
                 }
                 Status::Ok
@@ -97,12 +100,14 @@ impl Routes {
         &mut self,
         shared: &Shared,
         config: &Config,
+        access: &AccessList,
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
     ) -> Result<(), Failure> {
         let q = query::parse_announce(req.query)?;
         let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
+        access.check(&q.info_hash)?;
         let spoof = config.allow_ip_spoofing;
         let ip = match q.ip {
             Some(claimed) if spoof => canonical(claimed),
@@ -151,6 +156,7 @@ impl Routes {
         &mut self,
         shared: &Shared,
         config: &Config,
+        access: &AccessList,
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
@@ -162,8 +168,15 @@ impl Routes {
             return Err(Failure::FullScrapeDisabled);
         }
         self.files.clear();
-        self.files
-            .extend(self.hashes.iter().map(|h| (*h, shared.tracker.scrape(h))));
+        // A torrent the access lists refuse scrapes as unknown (zeros).
+        self.files.extend(self.hashes.iter().map(|h| {
+            let counts = if access.permits(h) {
+                shared.tracker.scrape(h)
+            } else {
+                ScrapeCounts::default()
+            };
+            (*h, counts)
+        }));
         reply::scrape(body, &mut self.files);
         WorkerStats::bump(&stats.scrapes[PROTO_HTTP][Family::of(client) as usize]);
         Ok(())
@@ -174,7 +187,24 @@ fn fail(config: &Config, stats: &WorkerStats, f: Failure, body: &mut Vec<u8>) {
     body.clear();
     WorkerStats::bump(&stats.failures[f as usize]);
     let min_interval = crate::clock::secs(config.min_announce_interval);
-    reply::failure(body, f.reason(), min_interval, None);
+    reply::failure(body, f.reason(), min_interval, retry_in(f, config));
+}
+
+/// Minutes a client is told to wait before asking again about a torrent
+/// missing from the allowlist (it may be added later).
+const RETRY_NOT_ALLOWED_MINUTES: u32 = 60;
+
+/// BEP 31 `retry in` for failures that will not go away by retrying now.
+fn retry_in(f: Failure, config: &Config) -> Option<RetryIn> {
+    match f {
+        Failure::TorrentDenied => Some(RetryIn::Never),
+        Failure::TorrentNotAllowed => Some(RetryIn::Minutes(RETRY_NOT_ALLOWED_MINUTES)),
+        Failure::FullScrapeTooOften => {
+            let minutes = config.full_scrape_interval.as_secs().div_ceil(60);
+            Some(RetryIn::Minutes(u32::try_from(minutes).unwrap_or(u32::MAX)))
+        }
+        _ => None,
+    }
 }
 
 fn not_found(body: &mut Vec<u8>) -> Status {

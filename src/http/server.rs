@@ -23,6 +23,7 @@ use super::conn::{
     limiter_ip, reject, serve_buffered, write_response, Conn, Ctx, REQUESTS_PER_TURN,
 };
 use super::routes::Routes;
+use crate::access::AccessList;
 use crate::config::Config;
 use crate::server::{Shared, Throttle};
 use crate::stats::{Reject, WorkerStats};
@@ -44,6 +45,7 @@ pub struct HttpFront {
     registry: Registry,
     shared: Arc<Shared>,
     config: Arc<Config>,
+    access: Arc<AccessList>,
     listeners: Vec<TcpListener>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -78,6 +80,7 @@ impl HttpFront {
         Ok(HttpFront {
             id,
             registry,
+            access: shared.access.load(),
             shared,
             config,
             listeners: mio_listeners,
@@ -100,6 +103,11 @@ impl HttpFront {
         // Keep the invariant scratch.len() == http_max_request_bytes.
         self.scratch.resize(config.http_max_request_bytes, 0);
         self.config = config;
+    }
+
+    /// Takes reloaded access lists.
+    pub fn set_access(&mut self, access: Arc<AccessList>) {
+        self.access = access;
     }
 
     /// Handles one poll event for a token in the HTTP ranges.
@@ -260,6 +268,7 @@ impl HttpFront {
             let mut ctx = Ctx {
                 shared: &self.shared,
                 config: &self.config,
+                access: &self.access,
                 stats,
                 routes: &mut self.routes,
                 body: &mut self.body,

@@ -18,6 +18,7 @@ use mio::{Interest, Registry, Token};
 
 use super::codec::{self, AnnounceRequest, Request};
 use super::connid::Refused;
+use crate::access::AccessList;
 use crate::config::Config;
 use crate::core::announce::{Announce, PeerBuf};
 use crate::core::{Event, Failure, InfoHash};
@@ -47,6 +48,7 @@ pub struct UdpFront {
     id: usize,
     shared: Arc<Shared>,
     config: Arc<Config>,
+    access: Arc<AccessList>,
     sockets: Vec<UdpSocket>,
     recv: Vec<u8>,
     scratch: Scratch,
@@ -85,6 +87,7 @@ impl UdpFront {
         Ok(UdpFront {
             id,
             config: shared.config.load(),
+            access: shared.access.load(),
             shared,
             sockets: mio_sockets,
             recv: vec![0; RECV_BYTES],
@@ -100,6 +103,11 @@ impl UdpFront {
     /// Takes a reloaded configuration.
     pub fn set_config(&mut self, config: Arc<Config>) {
         self.config = config;
+    }
+
+    /// Takes reloaded access lists.
+    pub fn set_access(&mut self, access: Arc<AccessList>) {
+        self.access = access;
     }
 
     /// Serves datagrams waiting on socket `i`. True when the turn's budget
@@ -126,6 +134,7 @@ impl UdpFront {
             if let Outcome::Reply = handle(
                 &self.shared,
                 &self.config,
+                &self.access,
                 stats,
                 &mut self.scratch,
                 datagram,
@@ -153,6 +162,7 @@ impl UdpFront {
 fn handle(
     shared: &Shared,
     config: &Config,
+    access: &AccessList,
     stats: &WorkerStats,
     scratch: &mut Scratch,
     datagram: &[u8],
@@ -179,7 +189,7 @@ fn handle(
             if let Err(why) = shared.conn_ids.check(a.connection_id, ip, now) {
                 return refuse(&mut scratch.send, stats, a.transaction_id, why);
             }
-            if let Err(f) = announce(shared, config, stats, scratch, &a, ip) {
+            if let Err(f) = announce(shared, config, access, stats, scratch, &a, ip) {
                 fail(&mut scratch.send, stats, a.transaction_id, f);
             } else {
                 WorkerStats::bump(&stats.announces[PROTO_UDP][family]);
@@ -206,7 +216,11 @@ fn handle(
                 codec::scrape_reply(&mut scratch.send, transaction_id);
                 for chunk in hashes.chunks_exact(20) {
                     let hash: InfoHash = chunk.try_into().unwrap_or([0; 20]);
-                    let c = shared.tracker.scrape(&hash);
+                    let c = if access.permits(&hash) {
+                        shared.tracker.scrape(&hash)
+                    } else {
+                        Default::default()
+                    };
                     codec::scrape_entry(&mut scratch.send, c.complete, c.downloaded, c.incomplete);
                 }
                 WorkerStats::bump(&stats.scrapes[PROTO_UDP][family]);
@@ -220,12 +234,14 @@ fn handle(
 fn announce(
     shared: &Shared,
     config: &Config,
+    access: &AccessList,
     stats: &WorkerStats,
     scratch: &mut Scratch,
     a: &AnnounceRequest,
     ip: IpAddr,
 ) -> Result<(), Failure> {
     let event = a.event.ok_or(Failure::InvalidEvent)?;
+    access.check(&a.info_hash)?;
     if a.port == 0 {
         return Err(Failure::InvalidPort);
     }
