@@ -23,7 +23,7 @@ use crate::access::{self, AccessList};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::announce::Tracker;
-use crate::http::limits::ConnLimiter;
+use crate::http::limits::{ConnLimiter, FullScrapeLimiter};
 use crate::http::server::HttpFront;
 use crate::live::Live;
 use crate::stats::Stats;
@@ -58,6 +58,8 @@ pub struct Shared {
     pub stats: Stats,
     /// HTTP connection admission.
     pub limiter: ConnLimiter,
+    /// One full scrape per address per `full_scrape_interval`.
+    pub full_scrapes: FullScrapeLimiter,
     /// UDP connection IDs (one key for all workers: the kernel may deliver
     /// a client's connect and its announce to different workers).
     pub conn_ids: ConnIds,
@@ -106,6 +108,7 @@ pub fn start(config: Config) -> io::Result<Server> {
         tracker: Tracker::new(&config, clock),
         stats: Stats::new(workers),
         limiter: ConnLimiter::default(),
+        full_scrapes: FullScrapeLimiter::default(),
         conn_ids: ConnIds::default(),
         shutdown: AtomicBool::new(false),
         access: Live::new(access::build(

@@ -217,15 +217,29 @@ impl Tracker {
 
     /// Counts of one torrent (zeros when unknown).
     pub fn scrape(&self, hash: &InfoHash) -> ScrapeCounts {
-        let stripe = self.store.stripe(hash);
-        let mut stats = AnnounceStats::default();
-        if let Some(swarm) = stripe.get(hash) {
-            fill_counts(&mut stats, swarm);
-        }
-        ScrapeCounts {
-            complete: stats.complete,
-            incomplete: stats.incomplete,
-            downloaded: stats.downloaded,
+        self.store
+            .stripe(hash)
+            .get(hash)
+            .map(counts_of)
+            .unwrap_or_default()
+    }
+
+    /// Appends the counts of every torrent whose hash starts with `first`
+    /// and that `permit` allows (one slice of a full scrape). Walks every
+    /// stripe, holding one lock at a time while copying counts.
+    pub fn scrape_slice(
+        &self,
+        first: u8,
+        permit: &dyn Fn(&InfoHash) -> bool,
+        out: &mut Vec<(InfoHash, ScrapeCounts)>,
+    ) {
+        for i in 0..self.store.stripe_count() {
+            let stripe = self.store.lock(i);
+            for (hash, swarm) in stripe.iter() {
+                if hash[0] == first && permit(hash) {
+                    out.push((*hash, counts_of(swarm)));
+                }
+            }
         }
     }
 
@@ -301,10 +315,19 @@ impl Tracker {
 }
 
 fn fill_counts(stats: &mut AnnounceStats, swarm: &Swarm) {
+    let c = counts_of(swarm);
+    stats.complete = c.complete;
+    stats.incomplete = c.incomplete;
+    stats.downloaded = c.downloaded;
+}
+
+fn counts_of(swarm: &Swarm) -> ScrapeCounts {
     let (c4, c6) = swarm.counts();
-    stats.complete = u32::try_from(c4.seeders + c6.seeders).unwrap_or(u32::MAX);
-    stats.incomplete = u32::try_from(c4.leechers + c6.leechers).unwrap_or(u32::MAX);
-    stats.downloaded = swarm.downloaded;
+    ScrapeCounts {
+        complete: u32::try_from(c4.seeders + c6.seeders).unwrap_or(u32::MAX),
+        incomplete: u32::try_from(c4.leechers + c6.leechers).unwrap_or(u32::MAX),
+        downloaded: swarm.downloaded,
+    }
 }
 
 #[cfg(test)]

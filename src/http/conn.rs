@@ -17,6 +17,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::client_ip::client_ip;
+use super::reply;
 use super::routes::{Request, Routes, Status};
 use crate::access::AccessList;
 use crate::config::Config;
@@ -52,6 +53,9 @@ pub struct Conn {
     pub close_after_flush: bool,
     /// WRITABLE interest is registered.
     pub want_write: bool,
+    /// A full scrape in progress: the next slice to produce once `out` has
+    /// drained (see `Routes::full_scrape_slice`).
+    pub full_scrape: Option<u16>,
 }
 
 impl Conn {
@@ -68,6 +72,7 @@ impl Conn {
             last_active: now,
             close_after_flush: false,
             want_write: false,
+            full_scrape: None,
         }
     }
 
@@ -182,11 +187,23 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
     let status = ctx.routes.serve(
         ctx.shared, ctx.config, ctx.access, ctx.stats, &request, ctx.body,
     );
+    if status == Status::FullScrape {
+        // Close-delimited body of unknown length, produced slice by slice.
+        conn.out.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        );
+        if !head_only {
+            conn.out.extend_from_slice(reply::SCRAPE_OPEN);
+            conn.full_scrape = Some(0);
+        }
+        conn.close_after_flush = true;
+        return;
+    }
     let (code, content_type) = match status {
         Status::Ok if path == config.stats_path.as_bytes() => {
             (200, "text/plain; version=0.0.4; charset=utf-8")
         }
-        Status::Ok => (200, "text/plain"),
+        Status::Ok | Status::FullScrape => (200, "text/plain"),
         Status::NotFound => (404, "text/plain"),
     };
     write_response(

@@ -11,7 +11,42 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use std::time::{Duration, Instant};
+
+use crate::core::Failure;
 use crate::stats::Reject;
+
+/// Most client addresses remembered by the full-scrape limiter; beyond
+/// this (after forgetting expired ones) full scrapes are refused, so a
+/// crowd of addresses cannot grow the map without bound.
+const MAX_FULL_SCRAPE_CLIENTS: usize = 65_536;
+
+/// One full scrape per client address per `full_scrape_interval`.
+#[derive(Default)]
+pub struct FullScrapeLimiter {
+    last: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl FullScrapeLimiter {
+    /// Lets `ip` do a full scrape now, or says it is too soon.
+    pub fn admit(&self, ip: IpAddr, interval: Duration) -> Result<(), Failure> {
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = last.get(&ip) {
+            if now.duration_since(*at) < interval {
+                return Err(Failure::FullScrapeTooOften);
+            }
+        }
+        if last.len() >= MAX_FULL_SCRAPE_CLIENTS {
+            last.retain(|_, at| now.duration_since(*at) < interval);
+            if last.len() >= MAX_FULL_SCRAPE_CLIENTS {
+                return Err(Failure::FullScrapeTooOften);
+            }
+        }
+        last.insert(ip, now);
+        Ok(())
+    }
+}
 
 /// Counts open connections, in total and per client address.
 pub struct ConnLimiter {
@@ -69,6 +104,17 @@ impl ConnLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_scrape_once_per_interval_per_address() {
+        let l = FullScrapeLimiter::default();
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let minute = Duration::from_secs(60);
+        assert_eq!(l.admit(a, minute), Ok(()));
+        assert_eq!(l.admit(a, minute), Err(Failure::FullScrapeTooOften));
+        assert_eq!(l.admit(b, minute), Ok(()));
+        assert_eq!(l.admit(a, Duration::ZERO), Ok(()));
+    }
 
     #[test]
     fn limits_total_and_per_ip_and_releases() {

@@ -114,8 +114,20 @@ pub fn failure(out: &mut Vec<u8>, reason: &str, min_interval_secs: u32, retry_in
 /// and writes each hash once: of duplicates, one arbitrary entry is used
 /// (they should agree). Empty `files` gives `d5:filesdee`.
 pub fn scrape(out: &mut Vec<u8>, files: &mut [(InfoHash, ScrapeCounts)]) {
+    out.extend_from_slice(SCRAPE_OPEN);
+    scrape_files(out, files);
+    out.extend_from_slice(SCRAPE_CLOSE);
+}
+
+/// What a scrape body starts with, before the first file.
+pub const SCRAPE_OPEN: &[u8] = b"d5:filesd";
+/// What a scrape body ends with, after the last file.
+pub const SCRAPE_CLOSE: &[u8] = b"ee";
+
+/// The entries of the `files` dict, sorted by hash and deduplicated (a
+/// full scrape writes them in chunks, each sorted and after the last).
+pub fn scrape_files(out: &mut Vec<u8>, files: &mut [(InfoHash, ScrapeCounts)]) {
     files.sort_unstable_by_key(|(hash, _)| *hash);
-    out.extend_from_slice(b"d5:filesd");
     let mut previous: Option<&InfoHash> = None;
     for (hash, counts) in files.iter() {
         if previous == Some(hash) {
@@ -129,7 +141,6 @@ pub fn scrape(out: &mut Vec<u8>, files: &mut [(InfoHash, ScrapeCounts)]) {
         key_int(out, b"incomplete", counts.incomplete.into());
         out.push(b'e');
     }
-    out.extend_from_slice(b"ee");
 }
 
 /// `peers` cut down to whole `entry_len`-byte entries.

@@ -33,6 +33,9 @@ pub enum Status {
     Ok,
     /// 404.
     NotFound,
+    /// A full scrape: the body is produced in slices by `full_scrape_slice`
+    /// as the connection drains.
+    FullScrape,
 }
 
 /// A worker's router with its reusable scratch space.
@@ -73,12 +76,13 @@ impl Routes {
                 }
                 Status::Ok
             }
-            b"/scrape" => {
-                if let Err(f) = self.scrape(shared, config, access, stats, req, body) {
+            b"/scrape" => match self.scrape(shared, config, access, stats, req, body) {
+                Ok(status) => status,
+                Err(f) => {
                     fail(config, stats, f, body);
+                    Status::Ok
                 }
-                Status::Ok
-            }
+            },
             p if p == config.stats_path.as_bytes() => match req.client {
                 Some(ip) if is_in(&config.stats_allow, ip) => {
                     body.extend_from_slice(shared.stats.render().as_bytes());
@@ -160,12 +164,19 @@ impl Routes {
         stats: &WorkerStats,
         req: &Request,
         body: &mut Vec<u8>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Status, Failure> {
         self.hashes.clear();
         query::parse_scrape(req.query, config.max_scrape_hashes, &mut self.hashes)?;
         let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
         if self.hashes.is_empty() {
-            return Err(Failure::FullScrapeDisabled);
+            if !config.full_scrape {
+                return Err(Failure::FullScrapeDisabled);
+            }
+            shared
+                .full_scrapes
+                .admit(client, config.full_scrape_interval)?;
+            WorkerStats::bump(&stats.scrapes[PROTO_HTTP][Family::of(client) as usize]);
+            return Ok(Status::FullScrape);
         }
         self.files.clear();
         // A torrent the access lists refuse scrapes as unknown (zeros).
@@ -179,7 +190,30 @@ impl Routes {
         }));
         reply::scrape(body, &mut self.files);
         WorkerStats::bump(&stats.scrapes[PROTO_HTTP][Family::of(client) as usize]);
-        Ok(())
+        Ok(Status::Ok)
+    }
+
+    /// Appends slice `cursor` of a full scrape to `out`: the torrents whose
+    /// hash starts with that byte, sorted (so the whole `files` dict is
+    /// sorted, as bencode requires), then after slice 255 the closing
+    /// bytes. Returns the next cursor, `None` once done.
+    pub fn full_scrape_slice(
+        &mut self,
+        shared: &Shared,
+        access: &AccessList,
+        cursor: u16,
+        out: &mut Vec<u8>,
+    ) -> Option<u16> {
+        let Ok(first) = u8::try_from(cursor) else {
+            out.extend_from_slice(reply::SCRAPE_CLOSE);
+            return None;
+        };
+        self.files.clear();
+        shared
+            .tracker
+            .scrape_slice(first, &|h| access.permits(h), &mut self.files);
+        reply::scrape_files(out, &mut self.files);
+        Some(cursor + 1)
     }
 }
 

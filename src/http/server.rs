@@ -255,6 +255,16 @@ impl HttpFront {
                 }
                 Err(_) => return self.closing.push(slot),
             }
+            if let Some(cursor) = conn.full_scrape {
+                // The previous slice is on its way: produce the next one.
+                conn.full_scrape = self.routes.full_scrape_slice(
+                    &self.shared,
+                    &self.access,
+                    cursor,
+                    &mut conn.out,
+                );
+                continue;
+            }
             if conn.close_after_flush {
                 return self.closing.push(slot);
             }
