@@ -1,8 +1,15 @@
 # hayate: build, run, test. `make run` starts a public tracker on the
 # defaults of ./tracker.conf; `make test` runs every suite CI runs.
 
+# `make install` layout. PREFIX: the binary goes to $(PREFIX)/bin.
+# SYSTEMD_UNIT_DIR: where hayate.service goes ($(PREFIX)/lib/systemd/system
+# is on systemd's search path for /usr/local and /usr; a distribution
+# package would say /usr/lib/systemd/system). CONFDIR is fixed: the unit's
+# ConfigurationDirectory=hayate means /etc/hayate. DESTDIR: staging root.
 PREFIX ?= /usr/local
 DESTDIR ?=
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+CONFDIR = /etc/hayate
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 CARGO ?= cargo
 PYTHON ?= python3
@@ -17,7 +24,7 @@ build:
 	$(CARGO) build --release --locked
 
 run: build
-	./target/release/hayate --config ./tracker.conf
+	$(TARGET_DIR)/release/hayate --config ./tracker.conf
 
 test:
 	$(CARGO) test --locked
@@ -48,9 +55,27 @@ $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION):
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check libtorrent==$(LIBTORRENT_VERSION)
 	touch $@
 
-install: build
-	install -d $(BINDIR)
-	install -m 0755 target/release/hayate $(BINDIR)/hayate
+# Installs what `make build` built; it builds only when there is no binary
+# yet, so `make build && sudo make install` never runs cargo as root.
+# The unit's ExecStart and ExecReload are rewritten for PREFIX. An existing
+# tracker.conf is never overwritten: the new default goes beside it as
+# tracker.conf.new.
+install: $(TARGET_DIR)/release/hayate
+	install -d "$(BINDIR)" "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(DESTDIR)$(CONFDIR)"
+	install -m 0755 $(TARGET_DIR)/release/hayate "$(BINDIR)/hayate"
+	sed 's|^\(Exec[A-Za-z]*=\)/usr/local/bin/hayate |\1$(PREFIX)/bin/hayate |' \
+		contrib/hayate.service > "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/hayate.service"
+	chmod 0644 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/hayate.service"
+	grep -q '^ExecStart=$(PREFIX)/bin/hayate ' "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/hayate.service"
+	@if [ -e "$(DESTDIR)$(CONFDIR)/tracker.conf" ]; then \
+		install -m 0644 tracker.conf "$(DESTDIR)$(CONFDIR)/tracker.conf.new"; \
+		echo "kept $(DESTDIR)$(CONFDIR)/tracker.conf; new defaults in tracker.conf.new"; \
+	else \
+		install -m 0644 tracker.conf "$(DESTDIR)$(CONFDIR)/tracker.conf"; \
+	fi
+
+$(TARGET_DIR)/release/hayate:
+	$(CARGO) build --release --locked
 
 clean:
 	$(CARGO) clean

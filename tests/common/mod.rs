@@ -228,6 +228,14 @@ impl Proc {
     /// Starts the binary in an empty temp dir (no tracker.conf picked up)
     /// and waits for its "serving" log line.
     pub fn start(args: &[&str]) -> Proc {
+        Proc::start_with_env(args, &[])
+    }
+
+    /// `start` with extra environment variables. The variables that change
+    /// the binary's behaviour (`RUST_LOG`, and the systemd ones, which the
+    /// test runner may itself have when run by a service) are cleared
+    /// first, so only `envs` sets them.
+    pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let dir =
@@ -237,6 +245,9 @@ impl Proc {
             .args(args)
             .current_dir(&dir)
             .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
