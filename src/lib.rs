@@ -23,6 +23,13 @@ pub mod worker;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// SIGTERM and SIGINT stop the tracker, SIGHUP reloads it.
+const HANDLED_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGHUP,
+];
+
 /// How often `systemctl status` gets a fresh summary line.
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
@@ -36,6 +43,15 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
     let rust_log = init_logging();
     log::set_max_level(effective_level(config.log_level, rust_log));
     let notify = notify::Notifier::from_env();
+    // Handlers first: from here on a signal is queued for the supervisor
+    // instead of killing the process mid-start.
+    let signals = match signal_hook::iterator::Signals::new(HANDLED_SIGNALS) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hayate: signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -43,6 +59,11 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = forward_signals(&server, signals) {
+        eprintln!("hayate: signals: {e}");
+        server.shutdown();
+        return ExitCode::FAILURE;
+    }
     let http = server.http_addrs().iter().map(|a| format!("http://{a}"));
     let udp = server.udp_addrs().iter().map(|a| format!("udp://{a}"));
     let addrs: Vec<String> = http.chain(udp).collect();
@@ -52,11 +73,6 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
         addrs.join(", "),
         server.shared().config.load().worker_count()
     );
-    if let Err(e) = forward_signals(&server) {
-        eprintln!("hayate: signals: {e}");
-        server.shutdown();
-        return ExitCode::FAILURE;
-    }
     notify.ready(&status_line(&server));
     // Any thread ending before we asked it to is a failure of the process.
     let status = loop {
@@ -106,9 +122,10 @@ fn status_line(server: &Server) -> String {
 }
 
 /// A `signals` thread that turns SIGTERM/SIGINT/SIGHUP into supervisor events.
-fn forward_signals(server: &Server) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+fn forward_signals(
+    server: &Server,
+    mut signals: signal_hook::iterator::Signals,
+) -> std::io::Result<()> {
     let tx = server.events();
     std::thread::Builder::new()
         .name("signals".into())
@@ -137,11 +154,25 @@ fn init_logging() -> bool {
             builder.filter_level(log::LevelFilter::Trace);
         }
     }
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
+    if stderr_is_journal() {
         builder.format_timestamp(None);
     }
     let _ = builder.try_init();
     rust_log.is_some()
+}
+
+/// True when stderr is the journal stream systemd named in `JOURNAL_STREAM`
+/// (`device:inode`); a child whose stderr was redirected elsewhere keeps
+/// its timestamps.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(named) = std::env::var("JOURNAL_STREAM").ok() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    named == format!("{}:{}", meta.dev(), meta.ino())
 }
 
 /// The level to enforce: `RUST_LOG` wins over the config.

@@ -209,14 +209,62 @@ fn has_timestamp(line: &str) -> bool {
         && b[11] == b'T'
 }
 
+/// The serving line of a tracker whose stderr is a file; `journal` sets
+/// JOURNAL_STREAM to that file's real `device:inode` (what systemd does for
+/// the journal stream), otherwise to a stream that is not stderr.
+fn serving_line_to_file(journal: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::env::temp_dir().join(format!(
+        "hayate-journal-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let file = std::fs::File::create(&path).unwrap();
+    let meta = file.metadata().unwrap();
+    let stream = if journal {
+        format!("{}:{}", meta.dev(), meta.ino())
+    } else {
+        "8:12345".to_string()
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
+        .args([
+            "--config",
+            "/dev/null",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--udp-listen",
+            "",
+        ])
+        .env_remove("RUST_LOG")
+        .env("JOURNAL_STREAM", stream)
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let mut line = None;
+    wait_until(Duration::from_secs(10), || {
+        line = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains(" serving "))
+            .map(str::to_string);
+        line.is_some()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&path);
+    line.expect("no serving line")
+}
+
 #[test]
 fn journald_gets_log_lines_without_timestamps() {
     let plain = serving_line(&[]);
     assert!(has_timestamp(&plain), "{plain}");
-    // systemd sets JOURNAL_STREAM to "device:inode" of the journal stream.
-    let journal = serving_line(&[("JOURNAL_STREAM", "8:12345")]);
+    let journal = serving_line_to_file(true);
     assert!(!has_timestamp(&journal), "{journal}");
     assert!(journal.starts_with("[INFO "), "{journal}");
+    // JOURNAL_STREAM inherited by a process whose stderr went elsewhere.
+    let elsewhere = serving_line_to_file(false);
+    assert!(has_timestamp(&elsewhere), "{elsewhere}");
 }
 
 /// The shipped unit runs the binary `make install` installs with the

@@ -222,6 +222,8 @@ pub struct Proc {
     pub http: Vec<SocketAddr>,
     /// UDP addresses from the startup log line.
     pub udp: Vec<SocketAddr>,
+    /// The empty working directory it runs in (removed on drop).
+    pub dir: std::path::PathBuf,
 }
 
 impl Proc {
@@ -280,6 +282,7 @@ impl Proc {
             udp: addrs("udp://"),
             child,
             stderr,
+            dir,
         }
     }
 
@@ -342,6 +345,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
