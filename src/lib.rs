@@ -15,6 +15,7 @@ pub mod live;
 pub mod notify;
 pub mod rng;
 pub mod server;
+pub mod snapshot;
 pub mod stats;
 pub mod udp;
 pub mod worker;
@@ -35,6 +36,16 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
     let rust_log = init_logging();
     log::set_max_level(effective_level(config.log_level, rust_log));
     let notify = notify::Notifier::from_env();
+    // Catch signals before anything starts: a TERM that arrives while the
+    // state file loads, or just after the "serving" line, must shut down
+    // cleanly (and save the swarms), not kill the process outright.
+    let signals = match catch_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hayate: signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match start(config) {
         Ok(s) => s,
         Err(e) => {
@@ -51,7 +62,7 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
         addrs.join(", "),
         server.shared().config.load().worker_count()
     );
-    if let Err(e) = forward_signals(&server) {
+    if let Err(e) = forward_signals(&server, signals) {
         eprintln!("hayate: signals: {e}");
         server.shutdown();
         return ExitCode::FAILURE;
@@ -104,10 +115,18 @@ fn status_line(server: &Server) -> String {
     server.shared().stats.summary()
 }
 
-/// A `signals` thread that turns SIGTERM/SIGINT/SIGHUP into supervisor events.
-fn forward_signals(server: &Server) -> std::io::Result<()> {
+/// Installs the handlers for SIGTERM/SIGINT/SIGHUP; signals queue until
+/// `forward_signals` reads them.
+fn catch_signals() -> std::io::Result<signal_hook::iterator::Signals> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+}
+
+/// A `signals` thread that turns SIGTERM/SIGINT/SIGHUP into supervisor events.
+fn forward_signals(
+    server: &Server,
+    mut signals: signal_hook::iterator::Signals,
+) -> std::io::Result<()> {
     let tx = server.events();
     std::thread::Builder::new()
         .name("signals".into())
