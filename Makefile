@@ -32,6 +32,7 @@ test:
 bench:
 	$(CARGO) bench --locked --bench announce --bench query
 	$(CARGO) bench --locked --bench memory
+	$(CARGO) bench --locked --bench state
 
 lint:
 	$(CARGO) fmt --check

@@ -16,6 +16,7 @@ pub mod live;
 pub mod notify;
 pub mod rng;
 pub mod server;
+pub mod snapshot;
 pub mod stats;
 pub mod udp;
 pub mod worker;

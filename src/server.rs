@@ -2,10 +2,11 @@
 //!
 //! Threads: `worker-N` (N = `workers`; each one mio poll loop over its own
 //! SO_REUSEPORT listeners), `reaper` (expiry + gauges every
-//! `reap_interval`), and in the binary a `signals` thread. Every thread
-//! reports its exit on one channel; the supervisor (`run`, or a test via
-//! `Server::next_event`) turns an unexpected exit into a shutdown with a
-//! non-zero status.
+//! `reap_interval`, periodic state saves), and in the binary a `signals`
+//! thread. Every thread reports its exit on one channel; the supervisor
+//! (`run`, or a test via `Server::next_event`) turns an unexpected exit
+//! into a shutdown with a non-zero status. The swarm state file is loaded
+//! before the workers start and saved after every thread has stopped.
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use crate::core::announce::Tracker;
 use crate::http::limits::{ConnLimiter, FullScrapeLimiter};
 use crate::http::server::HttpFront;
 use crate::live::Live;
+use crate::snapshot::{self, SaveTimer};
 use crate::stats::Stats;
 use crate::udp::connid::ConnIds;
 use crate::udp::front::UdpFront;
@@ -152,6 +154,19 @@ pub fn start(config: Config) -> io::Result<Server> {
         udp_addrs.push(addr);
     }
 
+    // Before any worker runs: nothing changes the store or reads the clock
+    // while the snapshot goes in. After the binds, so a port in use fails
+    // fast instead of after a long load.
+    snapshot::restore_at_start(&shared.tracker, &config, &shared.stats.reaper_gauges);
+    if !config.state_file.is_empty() {
+        // Restored swarms of torrents the access lists now refuse go before
+        // anyone is served, not at the first reap.
+        let access = shared.access.load();
+        shared
+            .tracker
+            .reap(&shared.stats.reaper_gauges, &|hash| access.permits(hash));
+    }
+
     let (events_tx, events_rx) = channel();
     let mut server = Server {
         shared: Arc::clone(&shared),
@@ -255,7 +270,8 @@ impl Server {
     }
 
     /// Stops accepting, lets workers finish replies in flight, stops every
-    /// thread and waits for them.
+    /// thread and waits for them, then saves the swarms to `state_file`
+    /// (if set; a failed save is logged, the shutdown goes on).
     pub fn shutdown(self) {
         self.shared.shutdown.store(true, Ordering::Release);
         for w in &self.wakers {
@@ -267,6 +283,8 @@ impl Server {
         for t in self.threads {
             let _ = t.join();
         }
+        // Every thread has stopped: the store no longer changes.
+        snapshot::save_logged(&self.shared.tracker, &self.shared.config.load(), false);
     }
 }
 
@@ -377,13 +395,23 @@ fn log_access(list: &AccessList) {
     }
 }
 
-/// The reaper thread: every `reap_interval`, expire and recount.
+/// The reaper thread: every `reap_interval`, expire and recount; every
+/// `state_save_interval` (when set), save the swarms.
 fn reaper(shared: &Shared) {
     let mut next = Instant::now() + shared.config.load().reap_interval;
+    let mut saves = SaveTimer::default();
     while !shared.shutdown.load(Ordering::Acquire) {
         let now = Instant::now();
-        if now < next {
-            std::thread::park_timeout(next - now);
+        let config = shared.config.load();
+        let save_at = saves.due(&config, now);
+        if save_at.is_some_and(|at| now >= at) {
+            snapshot::save_logged(&shared.tracker, &config, true);
+            saves.saved(Instant::now());
+            continue;
+        }
+        let wake = save_at.map_or(next, |at| at.min(next));
+        if now < wake {
+            std::thread::park_timeout(wake - now);
             continue;
         }
         let config = shared.config.load();

@@ -219,3 +219,56 @@ fn sighup_rereads_the_conf_file_and_reports_restart_only_keys() {
     );
     assert_eq!(int(&announce_reply(&p, &[20; 20], 1), "interval"), 1200);
 }
+
+/// Swarms restored from the state file that the access lists now refuse
+/// are gone before the first request, not at the first reap.
+#[test]
+fn restored_swarms_of_denied_torrents_are_dropped_at_start() {
+    let dir = scratch_dir();
+    let state = dir.join("state");
+    let deny = dir.join("deny.txt");
+    write(&deny, "");
+    let (kept, denied) = ([30u8; 20], [31u8; 20]);
+    let args = |deny: &Path| -> Vec<String> {
+        [
+            "--http-listen",
+            "127.0.0.1:0",
+            "--udp-listen",
+            "",
+            "--reap-interval",
+            "1h",
+            "--state-file",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            state.to_str().unwrap().to_string(),
+            "--denylist".into(),
+            deny.to_str().unwrap().into(),
+        ])
+        .collect()
+    };
+    let first_args = args(&deny);
+    let mut first = Proc::start(&first_args.iter().map(String::as_str).collect::<Vec<_>>());
+    announce_reply(&first, &kept, 1);
+    announce_reply(&first, &denied, 1);
+    first.signal("TERM");
+    assert!(first
+        .wait_exit(Duration::from_secs(5))
+        .is_some_and(|s| s.success()));
+    write(&deny, &format!("{}\n", hex(&denied)));
+    let second_args = args(&deny);
+    let second = Proc::start(&second_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let page = get(second.http[0], "/stats").text();
+    assert_eq!(
+        metric(&page, "hayate_torrents"),
+        Some(1),
+        "{page}\n{}",
+        second.stderr_text()
+    );
+    let s = get(second.http[0], &format!("/scrape?info_hash={}", pct(&kept))).bencode();
+    let Some(Value::Dict(files)) = field(&s, "files") else {
+        panic!("{s:?}")
+    };
+    assert_eq!(int(&files[kept.as_slice()], "incomplete"), 1);
+}

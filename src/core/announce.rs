@@ -330,6 +330,15 @@ fn counts_of(swarm: &Swarm) -> ScrapeCounts {
     }
 }
 
+/// Snapshot support (`src/snapshot/`): the store, to walk and fill one
+/// stripe at a time under the store's own locking rules.
+impl Tracker {
+    /// The striped map of swarms.
+    pub fn store(&self) -> &Store<Swarm> {
+        &self.store
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
