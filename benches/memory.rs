@@ -51,6 +51,7 @@ fn main() {
             numwant: 0,
             want_v4: true,
             want_v6: false,
+            local_networks: &[],
         };
         tracker.announce(&a, rng, &mut out, &gauges);
     };

@@ -4,9 +4,12 @@
 
 use std::collections::hash_map::Entry;
 use std::net::{SocketAddrV4, SocketAddrV6};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use ipnet::IpNet;
+
+use super::local::{Locality, Scratch};
 use super::store::Store;
 use super::swarm::{split_want, Delta, PeerUpdate, Swarm};
 use super::{Event, InfoHash};
@@ -42,7 +45,7 @@ pub struct ScrapeCounts {
 
 /// An announce, decoded from any front end.
 #[derive(Clone, Copy, Debug)]
-pub struct Announce {
+pub struct Announce<'a> {
     /// The torrent.
     pub info_hash: InfoHash,
     /// Where the announcer is reachable over IPv4, if at all.
@@ -59,6 +62,11 @@ pub struct Announce {
     pub want_v4: bool,
     /// Hand out IPv6 peers (HTTP: yes; UDP: only over IPv6).
     pub want_v6: bool,
+    /// `local_networks` of the front end's current config. Borrowed from
+    /// the worker's `Arc<Config>` (refreshed once per loop turn) rather
+    /// than kept in the tracker: a reload swaps the `Arc` without any
+    /// announce waiting on a lock, and one announce sees one list.
+    pub local_networks: &'a [IpNet],
 }
 
 /// Reusable reply buffers for selected peers, in compact form.
@@ -68,6 +76,8 @@ pub struct PeerBuf {
     pub v4: Vec<u8>,
     /// 18-byte IPv6 entries.
     pub v6: Vec<u8>,
+    /// Selection's scratch space (local peers first).
+    near: Scratch,
 }
 
 /// Totals over the whole store, refreshed by each reaper sweep.
@@ -117,14 +127,19 @@ pub struct Tracker {
     timers: Timers,
 }
 
-/// The timers a reload may change, read with `Relaxed` loads (a reply may
-/// mix old and new values for the instant of the reload; harmless).
+/// The timers and selection settings a reload may change, read with
+/// `Relaxed` loads (a reply may mix old and new values for the instant of
+/// the reload; harmless). `local_networks` is a list: it comes with each
+/// `Announce` instead.
 #[derive(Default)]
 struct Timers {
     interval_secs: AtomicU32,
     min_interval_secs: AtomicU32,
     jitter_secs: AtomicU32,
     timeout_secs: AtomicU32,
+    prefer_local: AtomicBool,
+    local_prefix_v4: AtomicU32,
+    local_prefix_v6: AtomicU32,
 }
 
 impl Tracker {
@@ -150,6 +165,11 @@ impl Tracker {
         t.jitter_secs.store(secs(config.announce_jitter), Relaxed);
         t.timeout_secs
             .store(secs(config.peer_timeout).max(1), Relaxed);
+        t.prefer_local.store(config.prefer_local_peers, Relaxed);
+        t.local_prefix_v4
+            .store(clamp_u32(config.local_prefix_v4), Relaxed);
+        t.local_prefix_v6
+            .store(clamp_u32(config.local_prefix_v6), Relaxed);
     }
 
     /// The tracker's clock.
@@ -176,6 +196,8 @@ impl Tracker {
             ..AnnounceStats::default()
         };
         let mut delta = Delta::default();
+        // Worked out before the lock: the network lookup is not swarm work.
+        let near = self.locality(a);
         let mut stripe = self.store.stripe(&a.info_hash);
         if a.event == Event::Stopped {
             if let Some(swarm) = stripe.get_mut(&a.info_hash) {
@@ -208,7 +230,17 @@ impl Tracker {
         let avail4 = if a.want_v4 { avail4 } else { 0 };
         let avail6 = if a.want_v6 { avail6 } else { 0 };
         let (w4, w6) = split_want(a.numwant, avail4, avail6);
-        swarm.select(me, seeder, w4, w6, rng, &mut out.v4, &mut out.v6);
+        swarm.select(
+            me,
+            seeder,
+            w4,
+            w6,
+            &near,
+            &mut out.near,
+            rng,
+            &mut out.v4,
+            &mut out.v6,
+        );
         fill_counts(&mut stats, swarm);
         drop(stripe);
         gauges.apply(&delta);
@@ -300,6 +332,22 @@ impl Tracker {
             .sum()
     }
 
+    /// The announcer's nearness, or none (plain random selection) when
+    /// `prefer_local_peers` is off or the announce stops.
+    fn locality(&self, a: &Announce) -> Locality {
+        let t = &self.timers;
+        if a.event == Event::Stopped || !t.prefer_local.load(Relaxed) {
+            return Locality::default();
+        }
+        Locality::of(
+            a.v4,
+            a.v6,
+            t.local_prefix_v4.load(Relaxed) as usize,
+            t.local_prefix_v6.load(Relaxed) as usize,
+            a.local_networks,
+        )
+    }
+
     fn jittered_interval(&self, rng: &mut Rng) -> u32 {
         let t = &self.timers;
         let (interval, jitter) = (t.interval_secs.load(Relaxed), t.jitter_secs.load(Relaxed));
@@ -312,6 +360,10 @@ impl Tracker {
             .saturating_sub(jitter)
             .max(t.min_interval_secs.load(Relaxed))
     }
+}
+
+fn clamp_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn fill_counts(stats: &mut AnnounceStats, swarm: &Swarm) {
@@ -378,6 +430,7 @@ mod tests {
                 numwant: 5,
                 want_v4: true,
                 want_v6: true,
+                local_networks: &[],
             };
             tracker.announce(&a, &mut rng, &mut out, &workers[(round % 2) as usize]);
             if round % 1000 == 999 {

@@ -3,6 +3,7 @@
 //! the core, and encode what it returns. Nothing here knows about sockets.
 
 pub mod announce;
+pub mod local;
 pub mod peers;
 pub mod store;
 pub mod swarm;

@@ -299,7 +299,7 @@ impl<P: PeerRecord> PeerList<P> {
 }
 
 /// A random stride in `1..n` with gcd(stride, n) == 1 (1 when n < 3).
-fn coprime_stride(n: usize, rng: &mut Rng) -> usize {
+pub(super) fn coprime_stride(n: usize, rng: &mut Rng) -> usize {
     if n < 3 {
         return 1;
     }

@@ -9,6 +9,7 @@
 
 use std::net::{SocketAddrV4, SocketAddrV6};
 
+use super::local::{bits_v4, bits_v6, sample_near, Locality, Scratch};
 use super::peers::{PeerList, PeerRecord};
 use crate::rng::Rng;
 
@@ -194,6 +195,8 @@ impl Swarm {
 
     /// Appends up to `want4` IPv4 and `want6` IPv6 peers (compact form) to
     /// the buffers, never the announcer itself; a seeder gets leechers only.
+    /// A family with a `near` view hands out the announcer's neighbours
+    /// first (`local::sample_near`); one without is plain random.
     #[allow(clippy::too_many_arguments)]
     pub fn select(
         &self,
@@ -201,16 +204,40 @@ impl Swarm {
         seeder: bool,
         want4: usize,
         want6: usize,
+        near: &Locality,
+        scratch: &mut Scratch,
         rng: &mut Rng,
         out4: &mut Vec<u8>,
         out6: &mut Vec<u8>,
     ) {
-        self.v4.sample(want4, seeder, me.v4, rng, |p| {
-            out4.extend_from_slice(p.compact())
-        });
-        self.v6.sample(want6, seeder, me.v6, rng, |p| {
-            out6.extend_from_slice(p.compact())
-        });
+        let put4 = |p: &V4Peer| out4.extend_from_slice(p.compact());
+        match near.v4 {
+            Some(n) => sample_near(
+                &self.v4,
+                want4,
+                seeder,
+                me.v4,
+                rng,
+                |p| n.group(bits_v4(p)),
+                scratch,
+                put4,
+            ),
+            None => self.v4.sample(want4, seeder, me.v4, rng, put4),
+        }
+        let put6 = |p: &V6Peer| out6.extend_from_slice(p.compact());
+        match near.v6 {
+            Some(n) => sample_near(
+                &self.v6,
+                want6,
+                seeder,
+                me.v6,
+                rng,
+                |p| n.group(bits_v6(p)),
+                scratch,
+                put6,
+            ),
+            None => self.v6.sample(want6, seeder, me.v6, rng, put6),
+        }
     }
 
     /// Peers an announcer could be handed, per family (excluding itself).
@@ -415,7 +442,17 @@ mod tests {
         let mut rng = Rng::from_seed(3);
         let (mut o4, mut o6) = (Vec::new(), Vec::new());
         assert_eq!(s.available(me, true), (3, 0));
-        s.select(me, true, 50, 50, &mut rng, &mut o4, &mut o6);
+        s.select(
+            me,
+            true,
+            50,
+            50,
+            &Locality::default(),
+            &mut Scratch::default(),
+            &mut rng,
+            &mut o4,
+            &mut o6,
+        );
         assert_eq!(o4.len(), 3 * 6);
         for chunk in o4.chunks(6) {
             assert!(chunk[3] >= 3, "seeder handed a seeder: {chunk:?}");
@@ -423,7 +460,17 @@ mod tests {
         let me = s.update(&upd(Some(a4(4, 100)), None, false, false), 0, d);
         assert_eq!(s.available(me, false), (4, 0));
         o4.clear();
-        s.select(me, false, 50, 50, &mut rng, &mut o4, &mut o6);
+        s.select(
+            me,
+            false,
+            50,
+            50,
+            &Locality::default(),
+            &mut Scratch::default(),
+            &mut rng,
+            &mut o4,
+            &mut o6,
+        );
         assert_eq!(o4.len(), 4 * 6);
         assert!(o4.chunks(6).all(|c| c[3] != 4));
     }

@@ -139,6 +139,7 @@ impl Routes {
                 .min(config.numwant_max),
             want_v4: true,
             want_v6: true,
+            local_networks: &config.local_networks,
         };
         let counts =
             shared

@@ -271,6 +271,7 @@ fn announce(
         numwant: wanted.min(config.numwant_max).min(cap),
         want_v4: v4.is_some(),
         want_v6: v6.is_some(),
+        local_networks: &config.local_networks,
     };
     let counts = shared.tracker.announce(
         &request,
