@@ -49,6 +49,7 @@ fn fill(tracker: &Tracker, peers: u64, torrents: u64) {
             numwant: 0,
             want_v4: true,
             want_v6: false,
+            local_networks: &[],
         };
         tracker.announce(&a, rng, &mut out, &gauges);
     };

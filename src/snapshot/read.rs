@@ -441,6 +441,7 @@ mod tests {
             numwant: 0,
             want_v4: true,
             want_v6: true,
+            local_networks: &[],
         };
         let mut rng = Rng::from_seed(1);
         t.announce(&a, &mut rng, &mut PeerBuf::default(), &Gauges::default());
