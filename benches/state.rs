@@ -5,76 +5,17 @@
 //! `cargo bench --bench state`. Environment: PEERS, TORRENTS override the
 //! sizes; STATE_DIR the directory written to (default: the temp dir).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use hayate::clock::Clock;
-use hayate::core::announce::{Announce, Gauges, PeerBuf, Tracker};
-use hayate::core::Event;
-use hayate::rng::Rng;
+use hayate::core::announce::{Gauges, Tracker};
 use hayate::snapshot;
 use hayate::Config;
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn hash(t: u64) -> [u8; 20] {
-    let mut h = [0u8; 20];
-    h[..8].copy_from_slice(&t.to_le_bytes());
-    h[8..16].copy_from_slice(&(t.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes());
-    h
-}
-
-/// Half the torrents with one or two peers, the rest a skewed tail.
-fn fill(tracker: &Tracker, peers: u64, torrents: u64) {
-    let gauges = Gauges::default();
-    let mut rng = Rng::from_seed(42);
-    let mut out = PeerBuf::default();
-    let small = torrents / 2;
-    let mut placed = 0u64;
-    let mut announce = |t: u64, i: u64, rng: &mut Rng| {
-        let addr = SocketAddrV4::new(Ipv4Addr::from(0x0100_0000 + (i as u32)), 6881);
-        let a = Announce {
-            info_hash: hash(t),
-            v4: Some(addr),
-            v6: None,
-            left: i % 2,
-            event: Event::Started,
-            numwant: 0,
-            want_v4: true,
-            want_v6: false,
-            local_networks: &[],
-        };
-        tracker.announce(&a, rng, &mut out, &gauges);
-    };
-    for t in 0..small {
-        for _ in 0..(1 + t % 2) {
-            if placed < peers {
-                announce(t, placed, &mut rng);
-                placed += 1;
-            }
-        }
-    }
-    let tail = torrents - small;
-    for t in 0..tail {
-        if placed < peers {
-            announce(small + t, placed, &mut rng);
-            placed += 1;
-        }
-    }
-    while placed < peers {
-        let u = rng.below(1 << 20) as f64 / f64::from(1 << 20);
-        let t = small + ((u * u * u) * tail as f64) as u64;
-        announce(t.min(torrents - 1), placed, &mut rng);
-        placed += 1;
-    }
-}
+mod common;
+use common::{env, fill};
 
 fn main() {
     // `cargo bench` passes --bench; nothing else is expected.

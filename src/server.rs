@@ -28,7 +28,7 @@ use crate::http::limits::{ConnLimiter, FullScrapeLimiter};
 use crate::http::server::HttpFront;
 use crate::live::Live;
 use crate::snapshot::{self, SaveTimer};
-use crate::stats::Stats;
+use crate::stats::{Stats, WorkerStats};
 use crate::udp::connid::ConnIds;
 use crate::udp::front::UdpFront;
 use crate::worker::{Worker, WAKER};
@@ -67,6 +67,20 @@ pub struct Shared {
     pub conn_ids: ConnIds,
     /// Set once to stop every thread.
     pub shutdown: AtomicBool,
+}
+
+/// What a request handler reads: the shared state, and the worker's own
+/// copies of the live configuration and access lists, and its counters.
+#[derive(Clone, Copy)]
+pub struct Env<'a> {
+    /// Shared tracker state.
+    pub shared: &'a Shared,
+    /// The worker's copy of the configuration.
+    pub config: &'a Config,
+    /// The worker's copy of the access lists.
+    pub access: &'a AccessList,
+    /// The worker's counters.
+    pub stats: &'a WorkerStats,
 }
 
 /// Something the supervisor must react to.

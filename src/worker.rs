@@ -61,17 +61,6 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut tick = tick(self.config.get());
         loop {
-            // One atomic load per turn; a reload is picked up here.
-            if self.config.refresh(&self.shared.config) {
-                let config = self.config.get();
-                tick = crate::http::server::tick(config);
-                self.http.set_config(Arc::clone(config));
-                self.udp.set_config(Arc::clone(config));
-            }
-            if self.access.refresh(&self.shared.access) {
-                self.http.set_access(Arc::clone(self.access.get()));
-                self.udp.set_access(Arc::clone(self.access.get()));
-            }
             let timeout = if self.udp_more.is_empty() {
                 self.http.timeout(tick)
             } else {
@@ -83,6 +72,19 @@ impl Worker {
                     std::thread::sleep(tick);
                 }
                 continue;
+            }
+            // After the wait, before serving the batch: a reload that
+            // happened while this worker slept applies to these requests.
+            // Two atomic loads per wakeup.
+            if self.config.refresh(&self.shared.config) {
+                let config = self.config.get();
+                tick = crate::http::server::tick(config);
+                self.http.set_config(Arc::clone(config));
+                self.udp.set_config(Arc::clone(config));
+            }
+            if self.access.refresh(&self.shared.access) {
+                self.http.set_access(Arc::clone(self.access.get()));
+                self.udp.set_access(Arc::clone(self.access.get()));
             }
             for event in events.iter() {
                 match event.token() {

@@ -19,9 +19,7 @@ use mio::net::TcpStream;
 use super::client_ip::client_ip;
 use super::reply;
 use super::routes::{Request, Routes, Status};
-use crate::access::AccessList;
-use crate::config::Config;
-use crate::server::Shared;
+use crate::server::Env;
 use crate::stats::{Reject, WorkerStats};
 
 /// Most header lines any config may allow (`http_max_headers` is validated
@@ -84,14 +82,8 @@ impl Conn {
 
 /// What the worker hands to request handling besides the connection.
 pub struct Ctx<'a> {
-    /// Shared tracker state.
-    pub shared: &'a Shared,
-    /// This worker's copy of the configuration.
-    pub config: &'a Config,
-    /// This worker's copy of the access lists.
-    pub access: &'a AccessList,
-    /// This worker's counters.
-    pub stats: &'a WorkerStats,
+    /// Shared state, this worker's config, access lists and counters.
+    pub env: Env<'a>,
     /// Router with its scratch space.
     pub routes: &'a mut Routes,
     /// Reused reply-body buffer.
@@ -102,7 +94,7 @@ pub struct Ctx<'a> {
 /// to `conn.out`. Returns how many bytes were consumed; stops at a partial
 /// head, after `budget` requests, or when the connection must close.
 pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut usize) -> usize {
-    let config = ctx.config;
+    let config = ctx.env.config;
     let max_headers = config.http_max_headers.min(MAX_HEADERS_CAP);
     let mut pos = 0;
     while pos < buf.len() && *budget > 0 && !conn.close_after_flush {
@@ -118,21 +110,21 @@ pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut u
             Ok(httparse::Status::Complete(n)) => {
                 *budget -= 1;
                 pos += n;
-                WorkerStats::bump(&ctx.stats.http_requests);
+                WorkerStats::bump(&ctx.env.stats.http_requests);
                 serve_one(&req, conn, ctx);
             }
             Ok(httparse::Status::Partial) => {
                 if rest.len() >= config.http_max_request_bytes {
-                    reject(conn, ctx.stats, Reject::HeadTooLarge);
+                    reject(conn, ctx.env.stats, Reject::HeadTooLarge);
                 }
                 break;
             }
             Err(httparse::Error::TooManyHeaders) => {
-                reject(conn, ctx.stats, Reject::TooManyHeaders);
+                reject(conn, ctx.env.stats, Reject::TooManyHeaders);
                 break;
             }
             Err(_) => {
-                reject(conn, ctx.stats, Reject::BadRequest);
+                reject(conn, ctx.env.stats, Reject::BadRequest);
                 break;
             }
         }
@@ -141,11 +133,11 @@ pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut u
 }
 
 fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
-    let config = ctx.config;
+    let config = ctx.env.config;
     let head_only = match req.method {
         Some("GET") => false,
         Some("HEAD") => true,
-        _ => return reject(conn, ctx.stats, Reject::Method),
+        _ => return reject(conn, ctx.env.stats, Reject::Method),
     };
     let mut close = req.version != Some(1) || config.http_idle_timeout.is_zero();
     for h in req.headers.iter() {
@@ -157,7 +149,7 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
             || (h.name.eq_ignore_ascii_case("content-length")
                 && h.value.iter().any(|&b| b != b'0'));
         if body_header {
-            return reject(conn, ctx.stats, Reject::BadRequest);
+            return reject(conn, ctx.env.stats, Reject::BadRequest);
         }
     }
     let target = req.path.unwrap_or("/").as_bytes();
@@ -184,9 +176,7 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
             values.collect::<SmallValues>().iter(),
         ),
     };
-    let status = ctx.routes.serve(
-        ctx.shared, ctx.config, ctx.access, ctx.stats, &request, ctx.body,
-    );
+    let status = ctx.routes.serve(&ctx.env, &request, ctx.body);
     if status == Status::FullScrape {
         // Close-delimited body of unknown length, produced slice by slice.
         conn.out.extend_from_slice(

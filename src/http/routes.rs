@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::core::announce::{Announce, PeerBuf, ScrapeCounts};
 use crate::core::{Failure, InfoHash};
 use crate::rng::Rng;
-use crate::server::Shared;
+use crate::server::{Env, Shared};
 use crate::stats::{Family, WorkerStats, PROTO_HTTP};
 
 /// The parts of a request the routes look at.
@@ -59,24 +59,22 @@ impl Default for Routes {
 
 impl Routes {
     /// Serves `req`, writing the body into `body` (cleared first).
-    pub fn serve(
-        &mut self,
-        shared: &Shared,
-        config: &Config,
-        access: &AccessList,
-        stats: &WorkerStats,
-        req: &Request,
-        body: &mut Vec<u8>,
-    ) -> Status {
+    pub fn serve(&mut self, env: &Env, req: &Request, body: &mut Vec<u8>) -> Status {
+        let Env {
+            shared,
+            config,
+            stats,
+            ..
+        } = *env;
         body.clear();
         match req.path {
             b"/announce" => {
-                if let Err(f) = self.announce(shared, config, access, stats, req, body) {
+                if let Err(f) = self.announce(env, req, body) {
                     fail(config, stats, f, body);
                 }
                 Status::Ok
             }
-            b"/scrape" => match self.scrape(shared, config, access, stats, req, body) {
+            b"/scrape" => match self.scrape(env, req, body) {
                 Ok(status) => status,
                 Err(f) => {
                     fail(config, stats, f, body);
@@ -100,15 +98,13 @@ impl Routes {
         }
     }
 
-    fn announce(
-        &mut self,
-        shared: &Shared,
-        config: &Config,
-        access: &AccessList,
-        stats: &WorkerStats,
-        req: &Request,
-        body: &mut Vec<u8>,
-    ) -> Result<(), Failure> {
+    fn announce(&mut self, env: &Env, req: &Request, body: &mut Vec<u8>) -> Result<(), Failure> {
+        let Env {
+            shared,
+            config,
+            access,
+            stats,
+        } = *env;
         let q = query::parse_announce(req.query)?;
         let client = req.client.ok_or(Failure::InvalidProxyHeader)?;
         access.check(&q.info_hash)?;
@@ -157,15 +153,13 @@ impl Routes {
         Ok(())
     }
 
-    fn scrape(
-        &mut self,
-        shared: &Shared,
-        config: &Config,
-        access: &AccessList,
-        stats: &WorkerStats,
-        req: &Request,
-        body: &mut Vec<u8>,
-    ) -> Result<Status, Failure> {
+    fn scrape(&mut self, env: &Env, req: &Request, body: &mut Vec<u8>) -> Result<Status, Failure> {
+        let Env {
+            shared,
+            config,
+            access,
+            stats,
+        } = *env;
         self.hashes.clear();
         query::parse_scrape(req.query, config.max_scrape_hashes, &mut self.hashes)?;
         let client = req.client.ok_or(Failure::InvalidProxyHeader)?;

@@ -25,7 +25,7 @@ use super::conn::{
 use super::routes::Routes;
 use crate::access::AccessList;
 use crate::config::Config;
-use crate::server::{Shared, Throttle};
+use crate::server::{Env, Shared, Throttle};
 use crate::stats::{Reject, WorkerStats};
 
 /// Listener `i` has token `LISTENER_BASE + i`.
@@ -276,10 +276,12 @@ impl HttpFront {
                     .reregister(&mut conn.stream, token, Interest::READABLE);
             }
             let mut ctx = Ctx {
-                shared: &self.shared,
-                config: &self.config,
-                access: &self.access,
-                stats,
+                env: Env {
+                    shared: &self.shared,
+                    config: &self.config,
+                    access: &self.access,
+                    stats,
+                },
                 routes: &mut self.routes,
                 body: &mut self.body,
             };
@@ -298,6 +300,7 @@ impl HttpFront {
                 continue;
             }
             let room = ctx
+                .env
                 .config
                 .http_max_request_bytes
                 .saturating_sub(conn.inbuf.len());

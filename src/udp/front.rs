@@ -24,7 +24,7 @@ use crate::core::announce::{Announce, PeerBuf};
 use crate::core::{Event, Failure, InfoHash};
 use crate::http::client_ip::canonical;
 use crate::rng::Rng;
-use crate::server::Shared;
+use crate::server::{Env, Shared};
 use crate::stats::{Family, WorkerStats, PROTO_UDP};
 
 /// Socket `i` has token `UDP_BASE + i`.
@@ -132,10 +132,12 @@ impl UdpFront {
             stats.udp_bytes_in.fetch_add(n as u64, Relaxed);
             let datagram = self.recv.get(..n).unwrap_or(&[]);
             if let Outcome::Reply = handle(
-                &self.shared,
-                &self.config,
-                &self.access,
-                stats,
+                &Env {
+                    shared: &self.shared,
+                    config: &self.config,
+                    access: &self.access,
+                    stats,
+                },
                 &mut self.scratch,
                 datagram,
                 from,
@@ -159,15 +161,13 @@ impl UdpFront {
 }
 
 /// Decodes and answers one datagram; the reply is left in `scratch.send`.
-fn handle(
-    shared: &Shared,
-    config: &Config,
-    access: &AccessList,
-    stats: &WorkerStats,
-    scratch: &mut Scratch,
-    datagram: &[u8],
-    from: SocketAddr,
-) -> Outcome {
+fn handle(env: &Env, scratch: &mut Scratch, datagram: &[u8], from: SocketAddr) -> Outcome {
+    let Env {
+        shared,
+        config,
+        access,
+        stats,
+    } = *env;
     let ip = canonical(from.ip());
     let family = Family::of(ip) as usize;
     let request = match codec::parse(datagram, &mut scratch.url) {
@@ -189,7 +189,7 @@ fn handle(
             if let Err(why) = shared.conn_ids.check(a.connection_id, ip, now) {
                 return refuse(&mut scratch.send, stats, a.transaction_id, why);
             }
-            if let Err(f) = announce(shared, config, access, stats, scratch, &a, ip) {
+            if let Err(f) = announce(env, scratch, &a, ip) {
                 fail(&mut scratch.send, stats, a.transaction_id, f);
             } else {
                 WorkerStats::bump(&stats.announces[PROTO_UDP][family]);
@@ -232,14 +232,17 @@ fn handle(
 
 /// A verified announce: update the swarm, write the reply.
 fn announce(
-    shared: &Shared,
-    config: &Config,
-    access: &AccessList,
-    stats: &WorkerStats,
+    env: &Env,
     scratch: &mut Scratch,
     a: &AnnounceRequest,
     ip: IpAddr,
 ) -> Result<(), Failure> {
+    let Env {
+        shared,
+        config,
+        access,
+        stats,
+    } = *env;
     let event = a.event.ok_or(Failure::InvalidEvent)?;
     access.check(&a.info_hash)?;
     if a.port == 0 {
