@@ -18,7 +18,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 INTEROP_VENV ?= $(TARGET_DIR)/interop-venv
 LIBTORRENT_VERSION ?= 2.1.1
 
-.PHONY: build run test bench lint install conf hostile interop-libtorrent clean
+.PHONY: build run test bench lint install conf hostile interop interop-capture interop-clients clean
 
 build:
 	$(CARGO) build --release --locked
@@ -46,10 +46,41 @@ conf:
 hostile:
 	HAYATE_HOSTILE=full $(CARGO) test --release --locked --test hostile_http -- --nocapture
 
-# A real client: libtorrent (Python bindings, in a venv made once) announces
-# over udp://127.0.0.1 and udp://[::1] and gets the other peers.
-interop-libtorrent: build $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION)
-	$(INTEROP_VENV)/bin/python tests/interop/libtorrent_udp.py $(TARGET_DIR)/release/hayate
+# Real clients (issue 7): each suite in tests/interop/ starts hayate and a
+# seeder + two leechers of one client that must find each other only
+# through hayate, over HTTP and UDP, IPv4 and IPv6 where the client can.
+# `make interop` runs them all; `make interop-aria2` one. The clients come
+# from PyPI (libtorrent, in a venv made once) and Debian (apt-get, only when
+# a program is missing). `make interop-capture` also rewrites the request
+# fixtures in tests/fixtures/clients/ (replayed by `make test`).
+INTEROP_SUITES ?= libtorrent
+INTEROP_APT = transmission-daemon transmission-cli aria2 ctorrent
+INTEROP_PROGRAMS = transmission-daemon transmission-remote aria2c ctorrent
+INTEROP_PY = $(INTEROP_VENV)/bin/python
+SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
+
+interop: build interop-clients
+	@status=0; for s in $(INTEROP_SUITES); do \
+		PYTHONDONTWRITEBYTECODE=1 $(INTEROP_PY) tests/interop/$${s}_suite.py \
+			$(TARGET_DIR)/release/hayate || status=1; \
+	done; exit $$status
+
+interop-%: build interop-clients
+	PYTHONDONTWRITEBYTECODE=1 $(INTEROP_PY) tests/interop/$*_suite.py $(TARGET_DIR)/release/hayate
+
+interop-capture:
+	HAYATE_CAPTURE=1 $(MAKE) interop
+
+interop-clients: $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION)
+	@missing=0; for p in $(INTEROP_PROGRAMS); do \
+		command -v $$p >/dev/null || missing=1; \
+	done; \
+	if [ $$missing = 1 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(SUDO) apt-get install -y -q $(INTEROP_APT) >/dev/null || \
+		{ $(SUDO) apt-get update -q >/dev/null && \
+		  $(SUDO) apt-get install -y -q $(INTEROP_APT) >/dev/null; }; \
+	fi
 
 $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION):
 	$(PYTHON) -m venv $(INTEROP_VENV)

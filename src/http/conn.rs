@@ -153,6 +153,14 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
         }
     }
     let target = req.path.unwrap_or("/").as_bytes();
+    // Per-request detail for operators at debug; the interop suite also
+    // captures client fixtures from these lines. Escaped: one line each.
+    log::debug!(
+        "http {}: {} {}",
+        conn.peer,
+        req.method.unwrap_or(""),
+        target.escape_ascii()
+    );
     let (path, query) = match target.iter().position(|&b| b == b'?') {
         Some(q) => (&target[..q], &target[q + 1..]),
         None => (target, &target[target.len()..]),

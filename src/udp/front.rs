@@ -168,6 +168,9 @@ fn handle(env: &Env, scratch: &mut Scratch, datagram: &[u8], from: SocketAddr) -
         access,
         stats,
     } = *env;
+    if log::log_enabled!(log::Level::Debug) {
+        log::debug!("udp {from}: {}", Hex(datagram));
+    }
     let ip = canonical(from.ip());
     let family = Family::of(ip) as usize;
     let request = match codec::parse(datagram, &mut scratch.url) {
@@ -310,4 +313,13 @@ fn refuse(send: &mut Vec<u8>, stats: &WorkerStats, transaction_id: i32, why: Ref
 fn fail(send: &mut Vec<u8>, stats: &WorkerStats, transaction_id: i32, f: Failure) {
     WorkerStats::bump(&stats.failures[f as usize]);
     codec::error_reply(send, transaction_id, f.reason());
+}
+
+/// A datagram as lowercase hex, for the per-request debug line.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
 }

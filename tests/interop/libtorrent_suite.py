@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""A real client against hayate's UDP tracker: libtorrent (Python bindings,
-2.x) announces over udp://127.0.0.1:PORT and udp://[::1]:PORT and gets the
-other peers.
+"""A real client against hayate: libtorrent 2.x (Python bindings, the
+engine of qBittorrent and Deluge) over HTTP and UDP, IPv4 and IPv6.
 
-    libtorrent_udp.py [PATH-TO-HAYATE]      (or HAYATE_BIN=...)
+    libtorrent_suite.py [PATH-TO-HAYATE]      (or HAYATE_BIN=...)
 
-One hayate binary on ephemeral ports; then, per address family, one seeder
-and two leechers, each a libtorrent session in its own process (libtorrent
-caches UDP connection IDs per process), with DHT, LSD, UPnP, NAT-PMP and
-PEX off, listening on loopback only. Three phases:
+Per case (http/udp x ipv4/ipv6) one hayate binary on ephemeral ports
+(harness.py), and one seeder and two leechers, each a libtorrent session in
+its own process (libtorrent caches UDP connection IDs per process), with
+DHT, LSD, UPnP, NAT-PMP and PEX off, listening on loopback only. Three
+phases:
 
 1. Discovery. Every session has an IP filter that blocks the loopback
    address for peers (not for trackers), so no peer connection can happen
@@ -24,36 +24,35 @@ PEX off, listening on loopback only. Three phases:
    session sends no stopped announce over UDP), gets a reply without peers
    and exits: the tracker must count no peer left in that family.
 
-hayate's /stats must show the announces arrived over UDP in the family
-under test, none over HTTP or the other family (no fallback).
+hayate's /stats must show every announce libtorrent sent arrived over the
+protocol and family under test, none over the other three (no fallback).
 
-Exit 0 when every family passes; the last line is
-`libtorrent-udp: N passed, M failed`.
+Facts checked here: HTTP announces to a loopback tracker work with
+`ssrf_mitigation` at its default (on): it only restricts a local
+tracker's path to /announce (and scrapes; this suite does not scrape);
+`allow_multiple_connections_per_ip` is needed because every peer is on the
+same loopback address; 2.x makes hybrid v1+v2 torrents, announced once per
+info hash, so the torrent is made v1-only.
+
+Exit 0 when every case passes; the last line is
+`interop-libtorrent: N passed, M failed`.
 """
 
 import json
 import os
 import queue
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
+
+from harness import Failed, Suite
 
 SESSIONS = 3  # one seeder, the rest leechers
-FAMILY_TIMEOUT = 60.0  # seconds for one family, start to finish
+CASE_TIMEOUT = 60.0  # seconds for one case, start to finish
 PAYLOAD_BYTES = 1 << 20
 PIECE_BYTES = 16 << 10
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-class Failed(Exception):
-    pass
 
 
 def _prctl():
@@ -114,8 +113,8 @@ def client_main(argv):
         "allow_multiple_connections_per_ip": True,
         # The discovery filter is for peers; the tracker is on loopback too.
         "apply_ip_filter_to_trackers": False,
-        # ssrf_mitigation stays at its default (on): it restricts HTTP
-        # tracker paths and web seeds on local addresses, not UDP trackers.
+        # ssrf_mitigation stays at its default (on): for a tracker on a
+        # local address it only insists on the path /announce.
         "alert_mask": cat.error_notification
         | cat.status_notification
         | cat.tracker_notification
@@ -215,78 +214,6 @@ def client_main(argv):
 # --------------------------------------------------------------------------
 
 
-class Tracker:
-    """The hayate binary, its stderr drained into memory by a thread."""
-
-    def __init__(self, binary):
-        self.lines = []
-        self.lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            [
-                binary,
-                "--config", "/dev/null",
-                "--http-listen", "127.0.0.1:0",
-                "--udp-listen", "127.0.0.1:0, [::1]:0",
-                "--workers", "2",
-                "--log-level", "info",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=die_with_parent,
-        )
-        self.serving = queue.Queue()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def wait_serving(self):
-        """Waits for the line printed once every socket is bound."""
-        try:
-            line = self.serving.get(timeout=15)
-        except queue.Empty:
-            raise Failed("hayate did not print its 'serving' line within 15 s")
-        if line is None:
-            raise Failed(f"hayate exited before serving (status {self.proc.wait()})")
-        m = re.search(r"serving (http://\S+), udp://(\S+), udp://(\S+) with", line)
-        if not m:
-            raise Failed(f"cannot parse hayate's serving line: {line!r}")
-        self.http = m.group(1).rstrip(",")
-        self.udp = {"ipv4": m.group(2).rstrip(","), "ipv6": m.group(3)}
-        if not self.udp["ipv6"].startswith("[::1]:"):
-            raise Failed(f"unexpected UDP addresses in {line!r}")
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            with self.lock:
-                self.lines.append(line.rstrip("\n"))
-            if " serving " in line:
-                self.serving.put(line)
-        self.serving.put(None)
-
-    def stats(self):
-        with urllib.request.urlopen(self.http + "/stats", timeout=5) as r:
-            text = r.read().decode()
-        values = {}
-        for line in text.splitlines():
-            m = re.match(r"^(hayate_\w+(?:\{[^}]*\})?) (\S+)$", line)
-            if m:
-                values[m.group(1)] = float(m.group(2))
-        return values
-
-    def log(self):
-        with self.lock:
-            return "\n".join(self.lines)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class Client:
     """One libtorrent session in a child process (this script, client mode)."""
 
@@ -345,6 +272,14 @@ class Client:
             self.proc.kill()
         self.proc.wait()
 
+    # What the harness asks of a case's processes.
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        self.kill()
+
 
 def make_torrent(lt, workdir, announce_url):
     """A random payload in workdir/seed and a v1-only .torrent for it."""
@@ -369,25 +304,22 @@ def make_torrent(lt, workdir, announce_url):
     return torrent, payload
 
 
-def run_family(lt, tracker, family):
-    """One family's three phases; prints what happened. True if passed."""
-    started = time.monotonic()
-    deadline = started + FAMILY_TIMEOUT
+def run_case(lt, case, proto, family):
+    """One case's three phases; raises Failed with what did not hold."""
+    started = case.started
+    deadline = started + CASE_TIMEOUT
     loopback = "127.0.0.1" if family == "ipv4" else "::1"
-    other = "ipv6" if family == "ipv4" else "ipv4"
-    url = "udp://" + tracker.udp[family]
-    workdir = tempfile.mkdtemp(prefix=f"hayate-lt-{family}-")
+    tracker = case.tracker()
+    url = tracker.url(proto, family)
+    workdir = case.dir
     clients = []
     events = queue.Queue()
-    notes = []
+    note = case.note
     # What each client reported.
     blocked = {}  # client -> {(ip, port)} handed out in phase 1
     replies = {}  # client -> [reply events]
     announces = {}  # client -> [event names sent]
     connects = {}  # client -> {ports connected to}
-
-    def note(msg):
-        notes.append(f"  {time.monotonic() - started:6.2f}s {msg}")
 
     def wait_event(what, poll=None):
         """The next client event; fails on timeout, a dead client, an error.
@@ -398,7 +330,7 @@ def run_family(lt, tracker, family):
         except queue.Empty:
             if poll is not None and time.monotonic() < deadline:
                 return None
-            raise Failed(f"timed out after {FAMILY_TIMEOUT:.0f} s waiting for {what}")
+            raise Failed(f"timed out after {CASE_TIMEOUT:.0f} s waiting for {what}")
         kind = ev["ev"]
         if kind == "closed":
             c.closed = True
@@ -437,144 +369,128 @@ def run_family(lt, tracker, family):
     def replied(epoch):
         return lambda: all(any(r["epoch"] == epoch for r in replies[c]) for c in clients)
 
-    ok = False
-    try:
-        before = tracker.stats()
-        torrent, payload = make_torrent(lt, workdir, url)
-        note(f"v1 torrent of {len(payload)} bytes for {url}")
-        for i in range(SESSIONS):
-            role = "seeder" if i == 0 else "leecher"
-            save = os.path.join(workdir, "seed" if i == 0 else f"leech{i}")
-            os.makedirs(save, exist_ok=True)
-            logfile = os.path.join(workdir, f"{role}{i}.log")
-            c = Client(i, role, loopback, torrent, save, logfile, events)
-            clients.append(c)
-            blocked[c], replies[c], announces[c], connects[c] = set(), [], [], set()
-        leechers = clients[1:]
+    before = tracker.stats()
+    torrent, payload = make_torrent(lt, workdir, url)
+    note(f"v1 torrent of {len(payload)} bytes for {url}")
+    for i in range(SESSIONS):
+        role = "seeder" if i == 0 else "leecher"
+        save = os.path.join(workdir, "seed" if i == 0 else f"leech{i}")
+        os.makedirs(save, exist_ok=True)
+        logfile = os.path.join(workdir, f"{role}{i}.log")
+        c = Client(i, role, loopback, torrent, save, logfile, events)
+        clients.append(c)
+        case.procs.append(c)  # killed and its log printed by the harness
+        blocked[c], replies[c], announces[c], connects[c] = set(), [], [], set()
+    leechers = clients[1:]
 
-        # Phase 1: discovery with peers blocked. Everyone announces
-        # (started); once all have replies, everyone re-announces, so each
-        # reply of that round was made with all sessions in the swarm.
-        wait_until(lambda: all(c.port for c in clients) and replied(0)(),
-                   "listen ports and first tracker replies")
-        for c in clients:
-            c.send("reannounce")
-        wait_until(replied(1), "the re-announce replies")
-        endpoints = {c: (loopback, c.port) for c in clients}
-        for c in clients:
-            got = blocked[c]
-            want = {endpoints[o] for o in clients if o is not c}
-            note(f"{c.name} was handed ports {sorted(p for _, p in got)}")
-            if endpoints[c] in got:
-                raise Failed(f"{c.name} was handed its own endpoint {endpoints[c]}")
-            if want - got:
-                raise Failed(f"{c.name}: the tracker replies lacked {sorted(want - got)} "
-                             f"(handed {sorted(got)}; the other sessions are {sorted(want)})")
-            if got - want:
-                raise Failed(f"{c.name}: handed endpoints of no session: {sorted(got - want)}")
-            count = [r["num_peers"] for r in replies[c] if r["epoch"] == 1][-1]
-            if count != len(want):
-                raise Failed(f"{c.name}: the re-announce reply had {count} peers, expected {len(want)}")
+    # Phase 1: discovery with peers blocked. Everyone announces
+    # (started); once all have replies, everyone re-announces, so each
+    # reply of that round was made with all sessions in the swarm.
+    wait_until(lambda: all(c.port for c in clients) and replied(0)(),
+               "listen ports and first tracker replies")
+    for c in clients:
+        c.send("reannounce")
+    wait_until(replied(1), "the re-announce replies")
+    endpoints = {c: (loopback, c.port) for c in clients}
+    for c in clients:
+        got = blocked[c]
+        want = {endpoints[o] for o in clients if o is not c}
+        note(f"{c.name} was handed ports {sorted(p for _, p in got)}")
+        if endpoints[c] in got:
+            raise Failed(f"{c.name} was handed its own endpoint {endpoints[c]}")
+        if want - got:
+            raise Failed(f"{c.name}: the tracker replies lacked {sorted(want - got)} "
+                         f"(handed {sorted(got)}; the other sessions are {sorted(want)})")
+        if got - want:
+            raise Failed(f"{c.name}: handed endpoints of no session: {sorted(got - want)}")
+        count = [r["num_peers"] for r in replies[c] if r["epoch"] == 1][-1]
+        if count != len(want):
+            raise Failed(f"{c.name}: the re-announce reply had {count} peers, expected {len(want)}")
 
-        # Phase 2: lift the filter and re-announce; the leechers download.
-        for c in clients:
-            c.send("unblock")
-        finished = set()
-        while len(finished) < len(leechers):
-            c, ev = wait_event("the leechers to finish downloading")
-            if ev["ev"] == "finished" and c in leechers and ev["epoch"] >= 2:
-                finished.add(c)
-                note(f"{c.name} finished downloading")
-        for c in leechers:
-            with open(os.path.join(workdir, f"leech{c.index}", "payload.bin"), "rb") as f:
-                if f.read() != payload:
-                    raise Failed(f"{c.name}: the downloaded payload differs from the seeder's")
-        note("leechers' payloads are byte-identical to the seeder's")
+    # Phase 2: lift the filter and re-announce; the leechers download.
+    for c in clients:
+        c.send("unblock")
+    finished = set()
+    while len(finished) < len(leechers):
+        c, ev = wait_event("the leechers to finish downloading")
+        if ev["ev"] == "finished" and c in leechers and ev["epoch"] >= 2:
+            finished.add(c)
+            note(f"{c.name} finished downloading")
+    for c in leechers:
+        with open(os.path.join(workdir, f"leech{c.index}", "payload.bin"), "rb") as f:
+            if f.read() != payload:
+                raise Failed(f"{c.name}: the downloaded payload differs from the seeder's")
+    note("leechers' payloads are byte-identical to the seeder's")
 
-        # Every leecher announced completed: all seeders, no leecher; and
-        # every announce has its reply (so the next reply answers stopped).
-        seeders_key = f'hayate_peers{{kind="seeder",family="{family}"}}'
-        leechers_key = f'hayate_peers{{kind="leecher",family="{family}"}}'
-        while True:
-            s = tracker.stats()
-            settled = all(len(announces[c]) == len(replies[c]) for c in clients)
-            if s.get(seeders_key) == SESSIONS and s.get(leechers_key) == 0 and settled:
-                break
-            try:
-                wait_event("completed announces", poll=0.2)
-            except Failed:
-                raise Failed(f"after the downloads the tracker counts {s.get(seeders_key)} seeders and "
-                             f"{s.get(leechers_key)} leechers in {family} (expected {SESSIONS} and 0); "
-                             f"announces sent {[len(announces[c]) for c in clients]}, "
-                             f"replies {[len(replies[c]) for c in clients]}")
-        note(f"tracker counts {SESSIONS} seeders, 0 leechers in {family}")
-        for c in clients:
-            if connects[c]:
-                note(f"{c.name} connected out to ports {sorted(connects[c])}")
+    # Every leecher announced completed: all seeders, no leecher; and
+    # every announce has its reply (so the next reply answers stopped).
+    seeders_key = f'hayate_peers{{kind="seeder",family="{family}"}}'
+    leechers_key = f'hayate_peers{{kind="leecher",family="{family}"}}'
+    while True:
+        s = tracker.stats()
+        settled = all(len(announces[c]) == len(replies[c]) for c in clients)
+        if s.get(seeders_key) == SESSIONS and s.get(leechers_key) == 0 and settled:
+            break
+        try:
+            wait_event("completed announces", poll=0.2)
+        except Failed:
+            raise Failed(f"after the downloads the tracker counts {s.get(seeders_key)} seeders and "
+                         f"{s.get(leechers_key)} leechers in {family} (expected {SESSIONS} and 0); "
+                         f"announces sent {[len(announces[c]) for c in clients]}, "
+                         f"replies {[len(replies[c]) for c in clients]}")
+    note(f"tracker counts {SESSIONS} seeders, 0 leechers in {family}")
+    for c in clients:
+        if connects[c]:
+            note(f"{c.name} connected out to ports {sorted(connects[c])}")
 
-        # Phase 3: pause (event=stopped), then exit.
-        for c in clients:
-            c.send("quit")
-        wait_until(lambda: all(any(r["ev"] == "stopped" for r in replies[c]) for c in clients),
-                   "the replies to event=stopped")
-        for c in clients:
-            stop = [r for r in replies[c] if r["ev"] == "stopped"][-1]
-            if stop["num_peers"] != 0:
-                raise Failed(f"{c.name}: the reply to event=stopped carried {stop['num_peers']} peers")
-            try:
-                c.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                raise Failed(f"{c.name} did not exit after quit")
-            if c.proc.returncode != 0:
-                raise Failed(f"{c.name} exited with status {c.proc.returncode}")
-        after = tracker.stats()
-        for kind in ("seeder", "leecher"):
-            key = f'hayate_peers{{kind="{kind}",family="{family}"}}'
-            if after.get(key) != 0:
-                raise Failed(f"after event=stopped the tracker still counts {key} {after.get(key)}")
-        note("tracker counts no peers after event=stopped")
+    # Phase 3: pause (event=stopped), then exit.
+    for c in clients:
+        c.send("quit")
+    wait_until(lambda: all(any(r["ev"] == "stopped" for r in replies[c]) for c in clients),
+               "the replies to event=stopped")
+    for c in clients:
+        stop = [r for r in replies[c] if r["ev"] == "stopped"][-1]
+        if stop["num_peers"] != 0:
+            raise Failed(f"{c.name}: the reply to event=stopped carried {stop['num_peers']} peers")
+        try:
+            c.proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            raise Failed(f"{c.name} did not exit after quit")
+        if c.proc.returncode != 0:
+            raise Failed(f"{c.name} exited with status {c.proc.returncode}")
+    after = tracker.stats()
+    for kind in ("seeder", "leecher"):
+        key = f'hayate_peers{{kind="{kind}",family="{family}"}}'
+        if after.get(key) != 0:
+            raise Failed(f"after event=stopped the tracker still counts {key} {after.get(key)}")
+    note("tracker counts no peers after event=stopped")
 
-        # Every announce libtorrent sent arrived over UDP in this family
-        # and succeeded; none came over HTTP or the other family.
-        def delta(key):
-            return int(after.get(key, 0) - before.get(key, 0))
+    # Every announce libtorrent sent arrived over this protocol and
+    # family and succeeded; none came over the other three.
+    def delta(p, f):
+        key = f'hayate_announces_total{{proto="{p}",family="{f}"}}'
+        return int(after.get(key, 0) - before.get(key, 0))
 
-        sent = {c.name: announces[c] for c in clients}
-        total = sum(len(v) for v in sent.values())
-        udp_here = delta(f'hayate_announces_total{{proto="udp",family="{family}"}}')
-        udp_other = delta(f'hayate_announces_total{{proto="udp",family="{other}"}}')
-        http = sum(delta(f'hayate_announces_total{{proto="http",family="{f}"}}') for f in ("ipv4", "ipv6"))
-        note(f"libtorrent sent {total} announces: {sent}")
-        note(f"stats: udp/{family} +{udp_here}, udp/{other} +{udp_other}, http +{http}")
-        for c in clients:
-            first, last = announces[c][0], announces[c][-1]
-            if first != "started" or last != "stopped":
-                raise Failed(f"{c.name} announced {announces[c]}: expected started first, stopped last")
-        if udp_here != total:
-            raise Failed(f'hayate_announces_total{{proto="udp",family="{family}"}} rose by {udp_here}, '
-                         f"but libtorrent sent {total} announces")
-        if udp_other or http:
-            raise Failed(f"announces arrived over udp/{other} (+{udp_other}) or http (+{http})")
-        note(f"passed in {time.monotonic() - started:.1f} s")
-        ok = True
-    except Failed as e:
-        note(f"FAILED: {e}")
-    except Exception as e:  # a bug here or in the bindings: still clean up and report
-        note(f"FAILED: {type(e).__name__}: {e}")
-    finally:
-        for c in clients:
-            c.kill()
-        print(f"{'ok' if ok else 'FAIL'} {family}: {url}")
-        print("\n".join(notes))
-        if not ok or os.environ.get("HAYATE_LT_VERBOSE"):
-            for c in clients:
-                print(f"--- {c.name} (port {c.port}) log ---")
-                print(c.log())
-            print("--- hayate stderr ---")
-            print(tracker.log())
-        sys.stdout.flush()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return ok
+    sent = {c.name: announces[c] for c in clients}
+    total = sum(len(v) for v in sent.values())
+    here = delta(proto, family)
+    elsewhere = {
+        f"{p}/{f}": delta(p, f)
+        for p in ("http", "udp") for f in ("ipv4", "ipv6") if (p, f) != (proto, family)
+    }
+    note(f"libtorrent sent {total} announces: {sent}")
+    note(f"stats: {proto}/{family} +{here}, elsewhere {elsewhere}")
+    for c in clients:
+        first, last = announces[c][0], announces[c][-1]
+        if first != "started" or last != "stopped":
+            raise Failed(f"{c.name} announced {announces[c]}: expected started first, stopped last")
+    if here != total:
+        raise Failed(f'hayate_announces_total{{proto="{proto}",family="{family}"}} rose by '
+                     f"{here}, but libtorrent sent {total} announces")
+    if any(elsewhere.values()):
+        raise Failed(f"announces arrived over another protocol or family: {elsewhere}")
+    case.capture(tracker, "libtorrent", proto, family,
+                 f"libtorrent {lt.__version__} (PyPI libtorrent=={lt.__version__}, Python bindings)")
 
 
 def main():
@@ -582,46 +498,19 @@ def main():
         return client_main(sys.argv[2:])
     # SIGTERM unwinds like an exception, so every `finally` stops its processes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    suite = Suite("libtorrent")
     try:
         import libtorrent as lt
     except ImportError as e:
-        print(f"libtorrent-udp: cannot import the libtorrent bindings ({e}); "
+        print(f"libtorrent: cannot import the libtorrent bindings ({e}); "
               "`pip install libtorrent` (make interop-libtorrent does)")
-        print("libtorrent-udp: 0 passed, 1 failed")
-        return 1
-
-    binary = (sys.argv[1] if len(sys.argv) > 1 else None) or os.environ.get("HAYATE_BIN") or os.path.join(
-        os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "hayate")
-    if not os.access(binary, os.X_OK):
-        print(f"libtorrent-udp: no hayate binary at {binary}", file=sys.stderr)
-        print("libtorrent-udp: 0 passed, 1 failed")
-        return 1
-    print(f"libtorrent-udp: libtorrent {lt.__version__}, hayate {binary}")
-    passed = failed = 0
-    tracker = None
-    try:
-        tracker = Tracker(binary)
-        tracker.wait_serving()
-        print(f"libtorrent-udp: tracker {tracker.http}, udp://{tracker.udp['ipv4']}, udp://{tracker.udp['ipv6']}")
+        suite.failed += 1
+        return suite.finish()
+    print(f"libtorrent: libtorrent {lt.__version__}, hayate {suite.binary}")
+    for proto in ("http", "udp"):
         for family in ("ipv4", "ipv6"):
-            if run_family(lt, tracker, family):
-                passed += 1
-            else:
-                failed += 1
-    except Failed as e:
-        failed += 1
-        print(f"FAIL tracker: {e}")
-        if tracker:
-            print("--- hayate stderr ---")
-            print(tracker.log())
-    except (KeyboardInterrupt, SystemExit):
-        failed += 1
-        print("FAIL: interrupted")
-    finally:
-        if tracker:
-            tracker.stop()
-    print(f"libtorrent-udp: {passed} passed, {failed} failed")
-    return 0 if failed == 0 and passed > 0 else 1
+            suite.case(f"{proto} {family}", lambda case: run_case(lt, case, proto, family))
+    return suite.finish()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,509 @@
+"""Shared parts of the real-client suites (`make interop`).
+
+Standard library only: the clients other than libtorrent are programs from
+Debian's packages, so a suite needs nothing else to make its payload, its
+.torrent, start hayate and check the result.
+
+    from harness import Suite, Tracker, Proc, make_torrent, ...
+
+A suite is a script: it makes a `Suite`, runs its cases (one per protocol
+and address family), and exits with `suite.finish()`, whose last line is
+`interop-NAME: N passed, M failed` (CI sums these lines).
+
+Everything a case starts is a `Proc` registered with the case: stdout and
+stderr go to a log file in the case's work directory, the process gets
+SIGKILL if the suite dies (PR_SET_PDEATHSIG), every process is killed by
+its process group when the case ends, and on failure every log is printed.
+
+Fixtures: hayate at `--log-level debug` logs every request (`http ADDR:
+GET TARGET` and `udp ADDR: HEX`); `Case.capture` picks a client's
+requests out of that log and, when HAYATE_CAPTURE=1 (`make
+interop-capture`), writes them to tests/fixtures/clients/, where
+tests/client_fixtures.rs replays them against the tracker in `make test`.
+
+HAYATE_INTEROP_TRACKER_ARGS adds flags to every tracker a suite starts
+(to see a suite fail: "--allowlist /dev/null" refuses every announce);
+HAYATE_INTEROP_KEEP=1 keeps the work directories of passing cases too.
+"""
+
+import hashlib
+import os
+import queue
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "clients")
+FAMILIES = {"ipv4": "127.0.0.1", "ipv6": "::1"}
+
+
+class Failed(Exception):
+    """A check that did not hold; the message says what was expected."""
+
+
+def _prctl():
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _prctl()  # resolved before any thread starts; the child only calls it
+
+
+def _child_setup():
+    """In a child before exec: SIGKILL when the suite dies, however it dies
+    (Linux PR_SET_PDEATHSIG), and a process group of its own so the whole
+    tree (clients that fork) can be killed by one PID."""
+    os.setpgid(0, 0)
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)
+
+
+def host(family):
+    """The loopback address of a family: 127.0.0.1 or ::1."""
+    return FAMILIES[family]
+
+
+def hostport(ip, port):
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def free_port(family="ipv4", kind=socket.SOCK_STREAM):
+    """A port nobody listens on right now (TCP and UDP both free)."""
+    fam = socket.AF_INET6 if family == "ipv6" else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(fam, kind) as s:
+            s.bind((host(family), 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            for fam2, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+                for k in (kind, other):
+                    with socket.socket(fam2, k) as s:
+                        s.bind((addr, port))
+            return port
+        except OSError:
+            continue
+    raise Failed("no free port found in 50 tries")
+
+
+def wait_until(what, predicate, timeout, interval=0.2, proc_check=None):
+    """Polls `predicate` until it returns a true value (returned) or the
+    timeout passes (Failed naming `what`). `proc_check` runs each round and
+    raises if a process the wait depends on died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if proc_check is not None:
+            proc_check()
+        if time.monotonic() >= deadline:
+            raise Failed(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# Payload and .torrent
+# --------------------------------------------------------------------------
+
+
+def bencode(value):
+    if isinstance(value, bool):
+        raise TypeError("bencode has no booleans")
+    if isinstance(value, int):
+        return b"i%de" % value
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return b"%d:%s" % (len(value), value)
+    if isinstance(value, list):
+        return b"l" + b"".join(bencode(v) for v in value) + b"e"
+    if isinstance(value, dict):
+        items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in value.items())
+        return b"d" + b"".join(bencode(k) + bencode(v) for k, v in items) + b"e"
+    raise TypeError(f"cannot bencode {type(value).__name__}")
+
+
+def make_payload(path, size, seed):
+    """`size` pseudo-random bytes (fixed `seed`, so a failure is reproducible)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        f.write(rng.randbytes(size))
+
+
+def make_torrent(payload, out, announce, piece_length=16 << 10, private=False):
+    """A v1 single-file .torrent for `payload`, written to `out`.
+    `announce` is a URL or a list of URLs (one tier each, BEP 12).
+    Returns the info hash as 40 lowercase hex digits."""
+    urls = [announce] if isinstance(announce, str) else list(announce)
+    pieces = []
+    with open(payload, "rb") as f:
+        while chunk := f.read(piece_length):
+            pieces.append(hashlib.sha1(chunk).digest())
+    info = {
+        "name": os.path.basename(payload),
+        "length": os.path.getsize(payload),
+        "piece length": piece_length,
+        "pieces": b"".join(pieces),
+    }
+    if private:
+        info["private"] = 1
+    meta = {"announce": urls[0], "info": info, "created by": "hayate interop"}
+    if len(urls) > 1:
+        meta["announce-list"] = [[u] for u in urls]
+    with open(out, "wb") as f:
+        f.write(bencode(meta))
+    return hashlib.sha1(bencode(info)).hexdigest()
+
+
+def same_file(a, b):
+    """True when both files exist and hold the same bytes."""
+    try:
+        if os.path.getsize(a) != os.path.getsize(b):
+            return False
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------
+# Processes
+# --------------------------------------------------------------------------
+
+
+class Proc:
+    """A program of the case, in its own process group, output to a log."""
+
+    def __init__(self, name, argv, logfile, env=None, cwd=None, stdin=None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.logfile = logfile
+        out = open(logfile, "ab")
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL if stdin is None else stdin,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=cwd,
+                preexec_fn=_child_setup,
+            )
+        except OSError as e:
+            raise Failed(f"cannot start {name} ({self.argv[0]}): {e}")
+        finally:
+            out.close()
+        self.pid = self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def check_alive(self):
+        if not self.alive():
+            raise Failed(f"{self.name} exited with status {self.proc.returncode}")
+
+    def wait(self, timeout):
+        """The exit status, or Failed if still running after `timeout`."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"{self.name} still running after {timeout:.0f} s")
+
+    def stop(self, grace=5.0):
+        """SIGTERM to the group, SIGKILL after `grace` seconds."""
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # Children that outlived the leader are in the same group.
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def log(self, tail=150):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            return f"(no log: {e})"
+        cut = len(lines) - tail
+        head = [f"... ({cut} earlier lines)"] if cut > 0 else []
+        return "\n".join(head + lines[-tail:])
+
+
+def run(argv, timeout=30, env=None, cwd=None):
+    """Runs a short command (a control tool); its output, or Failed."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    try:
+        r = subprocess.run(
+            [str(a) for a in argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
+            cwd=cwd,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise Failed(f"{argv[0]}: {e}")
+    if r.returncode != 0:
+        raise Failed(f"{' '.join(map(str, argv))} exited {r.returncode}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+# --------------------------------------------------------------------------
+# The tracker
+# --------------------------------------------------------------------------
+
+REQUEST_LINE = re.compile(r"\bDEBUG hayate::(?:http::conn|udp::front)\] (http|udp) (\S+): (.*)$")
+
+
+class Tracker(Proc):
+    """The hayate binary on ephemeral ports: HTTP and UDP on 127.0.0.1 and
+    [::1], every request logged at debug."""
+
+    def __init__(self, binary, workdir, extra=()):
+        self.serving = queue.Queue()
+        self.lines = []
+        self.lock = threading.Lock()
+        argv = [
+            binary,
+            "--config", "/dev/null",
+            "--http-listen", "127.0.0.1:0, [::1]:0",
+            "--udp-listen", "127.0.0.1:0, [::1]:0",
+            "--workers", "2",
+            "--log-level", "debug",
+            *extra,
+            # A way to check that a suite can fail, e.g. "--allowlist
+            # /dev/null" refuses every announce: every case must fail.
+            *shlex.split(os.environ.get("HAYATE_INTEROP_TRACKER_ARGS", "")),
+        ]
+        logfile = os.path.join(workdir, "hayate.log")
+        super().__init__("hayate", argv, logfile, stdin=None)
+        threading.Thread(target=self._watch, daemon=True).start()
+        try:
+            line = self.serving.get(timeout=15)
+        except queue.Empty:
+            raise Failed("hayate did not print its 'serving' line within 15 s")
+        if line is None:
+            raise Failed(f"hayate exited before serving (status {self.proc.wait()})")
+        self.http, self.udp = {}, {}
+        for proto, addr in re.findall(r"(http|udp)://(\S+?),?(?=\s)", line):
+            family = "ipv6" if addr.startswith("[") else "ipv4"
+            getattr(self, proto)[family] = addr
+        if len(self.http) != 2 or len(self.udp) != 2:
+            raise Failed(f"cannot parse hayate's serving line: {line!r}")
+
+    def _watch(self):
+        """Follows the log file (the process writes it directly)."""
+        pos = 0
+        while True:
+            try:
+                with open(self.logfile, errors="replace") as f:
+                    f.seek(pos)
+                    chunk = f.read()
+                    pos = f.tell()
+            except OSError:
+                chunk = ""
+            for line in chunk.splitlines():
+                with self.lock:
+                    self.lines.append(line)
+                if " serving " in line:
+                    self.serving.put(line)
+            if not chunk:
+                if not self.alive():
+                    self.serving.put(None)
+                    return
+                time.sleep(0.05)
+
+    def url(self, proto, family, path="/announce"):
+        """The announce URL of a protocol and family."""
+        addr = (self.http if proto == "http" else self.udp)[family]
+        return f"{proto}://{addr}{path}"
+
+    def stats(self):
+        """Every sample of /stats: {'name{labels}': value}."""
+        with urllib.request.urlopen(f"http://{self.http['ipv4']}/stats", timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            m = re.match(r"^(hayate_\w+(?:\{[^}]*\})?) (\S+)$", line)
+            if m:
+                values[m.group(1)] = float(m.group(2))
+        return values
+
+    def announces(self, proto, family):
+        key = f'hayate_announces_total{{proto="{proto}",family="{family}"}}'
+        return int(self.stats().get(key, 0))
+
+    def swarm(self, family):
+        """(seeders, leechers) of a family over the whole tracker, from /stats."""
+        s = self.stats()
+        return tuple(
+            int(s.get(f'hayate_peers{{kind="{kind}",family="{family}"}}', 0))
+            for kind in ("seeder", "leecher")
+        )
+
+    def requests(self):
+        """Every request logged so far: [(proto, source, request)], where
+        request is `GET /announce?...` (HTTP) or the datagram in hex (UDP)."""
+        with self.lock:
+            lines = list(self.lines)
+        out = []
+        for line in lines:
+            m = REQUEST_LINE.search(line)
+            if m:
+                out.append((m.group(1), m.group(2), m.group(3)))
+        return out
+
+
+# --------------------------------------------------------------------------
+# Cases and suites
+# --------------------------------------------------------------------------
+
+
+class Case:
+    """One client x protocol x family run: its work directory, processes
+    and tracker. `start` registers a process; all are stopped at the end."""
+
+    def __init__(self, suite, label, workdir):
+        self.suite = suite
+        self.label = label
+        self.dir = workdir
+        self.procs = []
+        self.notes = []
+        self.started = time.monotonic()
+
+    def path(self, *parts):
+        p = os.path.join(self.dir, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def note(self, msg):
+        self.notes.append(f"  {time.monotonic() - self.started:6.2f}s {msg}")
+
+    def start(self, name, argv, env=None, cwd=None):
+        p = Proc(name, argv, self.path("logs", f"{name}.log"), env=env, cwd=cwd)
+        self.procs.append(p)
+        self.note(f"started {name} (pid {p.pid}): {' '.join(p.argv)}")
+        return p
+
+    def tracker(self, extra=()):
+        os.makedirs(self.path("logs", "x"), exist_ok=True)
+        t = Tracker(self.suite.binary, os.path.join(self.dir, "logs"), extra)
+        self.procs.append(t)
+        self.note(f"hayate serving http {t.http} udp {t.udp}")
+        return t
+
+    def check_alive(self):
+        for p in self.procs:
+            p.check_alive()
+
+    def capture(self, tracker, client, proto, family, version):
+        """Keeps the client's requests as a fixture (HAYATE_CAPTURE=1):
+        tests/fixtures/clients/CLIENT-PROTO-FAMILY.txt. Announces and
+        scrapes for HTTP (not /stats), every datagram for UDP."""
+        reqs = [
+            r for p, _, r in tracker.requests()
+            if p == proto and (p == "udp" or not r.split(" ")[-1].startswith("/stats"))
+        ]
+        if not reqs:
+            raise Failed(f"no {proto} request from {client} reached the tracker log")
+        self.note(f"{len(reqs)} {proto} requests from {client} in the tracker log")
+        if os.environ.get("HAYATE_CAPTURE") != "1":
+            return
+        os.makedirs(FIXTURES, exist_ok=True)
+        name = f"{client}-{proto}-{family}.txt"
+        with open(os.path.join(FIXTURES, name), "w") as f:
+            f.write(f"# client: {version}\n")
+            f.write(f"# captured {time.strftime('%Y-%m-%d')} by tests/interop "
+                    f"(make interop-capture): {proto} over {family}, in order\n")
+            for r in reqs:
+                f.write(("udp " + r if proto == "udp" else r) + "\n")
+        self.note(f"wrote fixture {name}")
+
+    def close(self):
+        for p in reversed(self.procs):
+            p.stop()
+
+
+class Suite:
+    """Runs cases, prints a line per case and, on failure, every log."""
+
+    def __init__(self, name, binary=None):
+        self.name = name
+        self.binary = binary or os.environ.get("HAYATE_BIN") or (
+            sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release", "hayate")
+        )
+        if not os.access(self.binary, os.X_OK):
+            print(f"{name}: no hayate binary at {self.binary}", file=sys.stderr)
+            sys.exit(2)
+        self.passed = 0
+        self.failed = 0
+        self.keep = os.environ.get("HAYATE_INTEROP_KEEP") == "1"
+
+    def case(self, label, body, timeout_note=""):
+        """Runs body(case); a Failed or any exception fails the case."""
+        workdir = tempfile.mkdtemp(prefix=f"hayate-{self.name}-{label.replace(' ', '-')}-")
+        case = Case(self, label, workdir)
+        ok, why = False, ""
+        try:
+            body(case)
+            ok = True
+        except Failed as e:
+            why = str(e)
+        except Exception:  # a bug in the suite is a failure, shown in full
+            why = traceback.format_exc()
+        finally:
+            case.close()
+        took = time.monotonic() - case.started
+        if ok:
+            self.passed += 1
+            print(f"{self.name}: {label}: ok ({took:.1f} s)", flush=True)
+        else:
+            self.failed += 1
+            print(f"{self.name}: {label}: FAILED after {took:.1f} s: {why}", flush=True)
+            print("\n".join(case.notes))
+            for p in case.procs:
+                print(f"----- {p.name} (pid {p.pid}, {p.logfile}) -----")
+                print(p.log())
+            print("-----", flush=True)
+        if ok and not self.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"{self.name}: {label}: work directory kept: {workdir}", flush=True)
+        return ok
+
+    def skip(self, label, why):
+        print(f"{self.name}: {label}: skipped: {why}", flush=True)
+
+    def finish(self):
+        print(f"interop-{self.name}: {self.passed} passed, {self.failed} failed", flush=True)
+        return 0 if self.failed == 0 and self.passed > 0 else 1
