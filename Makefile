@@ -53,7 +53,7 @@ hostile:
 # from PyPI (libtorrent, in a venv made once) and Debian (apt-get, only when
 # a program is missing). `make interop-capture` also rewrites the request
 # fixtures in tests/fixtures/clients/ (replayed by `make test`).
-INTEROP_SUITES ?= libtorrent
+INTEROP_SUITES ?= libtorrent transmission aria2
 INTEROP_APT = transmission-daemon transmission-cli aria2 ctorrent
 INTEROP_PROGRAMS = transmission-daemon transmission-remote aria2c ctorrent
 INTEROP_PY = $(INTEROP_VENV)/bin/python
