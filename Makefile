@@ -53,9 +53,9 @@ hostile:
 # from PyPI (libtorrent, in a venv made once) and Debian (apt-get, only when
 # a program is missing). `make interop-capture` also rewrites the request
 # fixtures in tests/fixtures/clients/ (replayed by `make test`).
-INTEROP_SUITES ?= libtorrent transmission aria2
-INTEROP_APT = transmission-daemon transmission-cli aria2 ctorrent
-INTEROP_PROGRAMS = transmission-daemon transmission-remote aria2c ctorrent
+INTEROP_SUITES ?= libtorrent transmission aria2 ctorrent rtorrent
+INTEROP_APT = transmission-daemon aria2 ctorrent rtorrent
+INTEROP_PROGRAMS = transmission-daemon aria2c ctorrent rtorrent
 INTEROP_PY = $(INTEROP_VENV)/bin/python
 SUDO = $(if $(filter 0,$(shell id -u)),,sudo)
 

@@ -20,7 +20,13 @@ use common::*;
 const PROTOCOL_ID: u64 = 0x0417_2710_1980;
 
 /// The clients `make interop` runs; each must have left fixtures.
-const CLIENTS: &[&str] = &["libtorrent", "transmission", "aria2"];
+const CLIENTS: &[&str] = &[
+    "libtorrent",
+    "transmission",
+    "aria2",
+    "ctorrent",
+    "rtorrent",
+];
 
 /// One fixture file: `CLIENT-PROTO-FAMILY.txt`.
 struct Fixture {

@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -285,6 +286,28 @@ def run(argv, timeout=30, env=None, cwd=None):
 REQUEST_LINE = re.compile(r"\bDEBUG hayate::(?:http::conn|udp::front)\] (http|udp) (\S+): (.*)$")
 
 
+UDP_EVENTS = {0: "", 1: "completed", 2: "started", 3: "stopped"}
+
+
+def parse_udp_announce(hex_datagram):
+    """{peer_id, port, left, event} of a BEP 15 announce, None otherwise."""
+    b = bytes.fromhex(hex_datagram)
+    if len(b) < 98 or int.from_bytes(b[8:12], "big") != 1:
+        return None
+    return {
+        "peer_id": b[36:56].decode("latin-1"),
+        "left": str(int.from_bytes(b[64:72], "big")),
+        "event": UDP_EVENTS.get(int.from_bytes(b[80:84], "big"), "?"),
+        "port": str(int.from_bytes(b[96:98], "big")),
+    }
+
+
+def announce_events(seen, ip):
+    """The event of each announce from `ip` in `Tracker.announces_by_source`
+    ("" for a plain update)."""
+    return [q.get("event", "") for q in seen.get(ip, [])]
+
+
 class Tracker(Proc):
     """The hayate binary on ephemeral ports: HTTP and UDP on 127.0.0.1 and
     [::1], every request logged at debug."""
@@ -370,6 +393,65 @@ class Tracker(Proc):
             int(s.get(f'hayate_peers{{kind="{kind}",family="{family}"}}', 0))
             for kind in ("seeder", "leecher")
         )
+
+    def check_counters(self, proto, family, logged):
+        """hayate_announces_total of (proto, family) equals `logged`, the
+        announces the suite saw in the log; the other three stayed 0 (the
+        tracker is the case's own, so any there is a fallback)."""
+        combos = [(p, f) for p in ("http", "udp") for f in FAMILIES]
+        counts = {(p, f): self.announces(p, f) for p, f in combos}
+        if counts[(proto, family)] == 0:
+            raise Failed(f"hayate counted no {proto}/{family} announce")
+        if counts[(proto, family)] != logged:
+            raise Failed(f'hayate_announces_total{{proto="{proto}",family="{family}"}} is '
+                         f"{counts[(proto, family)]}, but its log shows {logged} announces")
+        others = {k: v for k, v in counts.items() if k != (proto, family) and v}
+        if others:
+            raise Failed(f"announces counted over other protocols or families: {others}")
+        return counts[(proto, family)]
+
+    def wait_swarm(self, family, want, what, timeout, proc_check=None):
+        """Waits until /stats counts `want` = (seeders, leechers) in `family`."""
+        try:
+            wait_until(f"{what}: hayate to count {want[0]} seeders and {want[1]} leechers",
+                       lambda: self.swarm(family) == want, timeout, interval=0.5,
+                       proc_check=proc_check)
+        except Failed as e:
+            if not str(e).startswith("timed out"):
+                raise  # a process died or a tracker complained: that says it
+            raise Failed(f"{e} (it counts {self.swarm(family)})")
+
+    def announces_by_source(self, proto):
+        """{source IP: [announce fields, in order]} from the request log:
+        the query parameters of an HTTP announce (latin-1, so binary
+        values survive), or peer_id/left/event/port of a UDP one."""
+        out = {}
+        for p, source, request in self.requests():
+            if p != proto:
+                continue
+            if p == "udp":
+                fields = parse_udp_announce(request)
+            else:
+                target = request.split(" ")[-1]
+                fields = None
+                if target.startswith("/announce"):
+                    fields = dict(urllib.parse.parse_qsl(
+                        target.partition("?")[2], keep_blank_values=True, encoding="latin-1"))
+            if fields is not None:
+                out.setdefault(source.rsplit(":", 1)[0].strip("[]"), []).append(fields)
+        return out
+
+    def wait_counters(self, proto, family):
+        """check_counters once the log has caught up with /stats (/stats can
+        count an announce a moment before its log line is read)."""
+        def logged():
+            return sum(len(qs) for qs in self.announces_by_source(proto).values())
+        try:
+            wait_until(f"hayate's log to show every {proto}/{family} announce /stats counts",
+                       lambda: logged() >= self.announces(proto, family), 5, interval=0.2)
+        except Failed as e:
+            raise Failed(f"{e}: /stats counts {self.announces(proto, family)}, the log shows {logged()}")
+        return self.check_counters(proto, family, logged())
 
     def requests(self):
         """Every request logged so far: [(proto, source, request)], where
