@@ -227,6 +227,21 @@ fn forged_and_expired_connection_ids_get_errors_never_announces() {
     s.clock().advance(Duration::from_secs(121));
     let r = c.announce_raw(conn, h, 1, 2, -1, &[]).expect("error reply");
     assert!(error_text(&r).contains("connection ID"));
+    // No amplification: the smallest request that can be refused, a scrape
+    // of one hash (36 bytes) with a made-up ID, gets no more bytes back.
+    let mut scrape = 0x1234_5678_9abc_def0_i64.to_be_bytes().to_vec();
+    scrape.extend_from_slice(&2i32.to_be_bytes());
+    scrape.extend_from_slice(&7i32.to_be_bytes());
+    scrape.extend_from_slice(&h);
+    c.sock.send_to(&scrape, u4(&s)).unwrap();
+    let mut buf = [0u8; 512];
+    let n = c.sock.recv(&mut buf).expect("error reply");
+    assert_eq!((i32_at(&buf[..n], 0), i32_at(&buf[..n], 4)), (3, 7));
+    assert!(
+        n <= scrape.len(),
+        "{n}-byte error reply to a {}-byte scrape",
+        scrape.len()
+    );
     // None of that put a peer in the swarm.
     let fresh = Client::new(u4(&s)).announce(h, 1, -1);
     assert_eq!((fresh.leechers, fresh.peers.len()), (1, 0));
@@ -236,7 +251,7 @@ fn forged_and_expired_connection_ids_get_errors_never_announces() {
             &page,
             "hayate_udp_connection_id_refused_total{reason=\"forged\"}"
         ),
-        Some(2)
+        Some(3)
     );
     assert_eq!(
         metric(

@@ -22,8 +22,25 @@
 //! new port between connect and announce, and the reflection defence only
 //! needs the address.
 //!
-//! Replies sent before validation are the 16-byte connect reply (the size
-//! of the request) and short error replies: no amplification.
+//! Reflection analysis (issue 6). What a forged source address can make
+//! the tracker send to its victim, per datagram the attacker sends:
+//!
+//! | request (bytes)                         | reply to an unproven address |
+//! |-----------------------------------------|------------------------------|
+//! | connect (16)                            | connect reply, 16 bytes      |
+//! | announce, ID not valid (98 and up)      | error, 8 + 21 = 29 bytes     |
+//! | scrape, ID not valid (36 and up)        | error, 8 + 21 = 29 bytes     |
+//! | anything that does not parse            | nothing (dropped, counted)   |
+//!
+//! One reply per datagram, never larger than the datagram that caused it:
+//! a bandwidth factor of at most 1.0 and a packet factor of 1, so the
+//! tracker is no better a reflector than the attacker's own uplink. The
+//! error text is kept short for that reason ("invalid connection ID";
+//! `tests/udp.rs` checks a refused 36-byte scrape gets at most 36 bytes
+//! back). Peer lists and scrape counts, the large replies, go only to an
+//! address that presented a valid ID, i.e. received our connect reply.
+//! What remains is an attacker spending its own bandwidth 1:1; per-address
+//! rate limits would not change that and are left out.
 
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;

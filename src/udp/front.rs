@@ -306,7 +306,9 @@ fn announce(
 /// An error reply for a refused connection ID (short: no amplification).
 fn refuse(send: &mut Vec<u8>, stats: &WorkerStats, transaction_id: i32, why: Refused) -> Outcome {
     WorkerStats::bump(&stats.udp_connid_refused[why as usize]);
-    codec::error_reply(send, transaction_id, "connection ID invalid or expired");
+    // Short on purpose: this goes to an address that has not proven it
+    // receives, so it must not outweigh the smallest request (see connid.rs).
+    codec::error_reply(send, transaction_id, "invalid connection ID");
     Outcome::Reply
 }
 
