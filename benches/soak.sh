@@ -94,7 +94,7 @@ fi
 
 # 3. Verdicts.
 status=0
-read -r mid last < <(awk '/^tracker rss:/ {print $4, $11}' "$work/soak.out")
+read -r mid last < <(awk '/^tracker rss:/ {print $4, $10}' "$work/soak.out")
 if [ -n "${mid:-}" ]; then
     growth=$(awk -v a="$mid" -v b="$last" 'BEGIN { printf "%.1f", (b / a - 1) * 100 }')
     if awk -v g="$growth" -v m="$max_growth" 'BEGIN { exit !(g <= m) }'; then
