@@ -234,7 +234,11 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("expected a duration (500ms, 30s, 10m, 1h), got {s:?}")),
+        _ => {
+            return Err(format!(
+                "expected a duration (500ms, 30s, 10m, 1h), got {s:?}"
+            ))
+        }
     };
     if secs < 0.0 {
         return Err(format!("negative duration {s:?}"));
@@ -260,7 +264,12 @@ mod tests {
         let o = p("--http 127.0.0.1:80 --keepalive off --rate 5000 --duration 1m").unwrap();
         assert!(!o.keepalive && o.rate == Some(5000.0));
         assert_eq!(o.duration, Duration::from_secs(60));
-        for bad in ["--udp", "--http 1.2.3.4:1 --keepalive maybe", "--nope 1", "--torrents 5"] {
+        for bad in [
+            "--udp",
+            "--http 1.2.3.4:1 --keepalive maybe",
+            "--nope 1",
+            "--torrents 5",
+        ] {
             assert!(p(bad).is_err(), "{bad}");
         }
     }

@@ -54,8 +54,10 @@ pub fn run(conf: &Conf, mut lane: Lane, plan: &Plan, shared: Shared) {
             }
             None => now,
         };
+        let lag = &mut tally.c.send_lag_max;
+        *lag = (*lag).max(now.saturating_sub(sent));
         let Some(r) = lane.next() else { break };
-        let scrape = matches!(r, Request::Scrape { .. });
+        let scrape = matches!(r, Request::Scrape(_));
         encode(&mut req, &r, conf);
         let outcome = exchange(conf, &mut conn, &req, &mut resp, plan, scrape);
         now = plan.now();
@@ -199,7 +201,10 @@ fn parse_head(head: &[u8]) -> (usize, Option<usize>, bool) {
 fn classify(reply: &[u8], body: usize, scrape: bool) -> Outcome {
     if !reply.starts_with(b"HTTP/1.1 200") && !reply.starts_with(b"HTTP/1.0 200") {
         // A refusal by a limit (503, 431...): an error reply, with its status line.
-        let end = reply.iter().position(|&b| b == b'\r').unwrap_or(reply.len());
+        let end = reply
+            .iter()
+            .position(|&b| b == b'\r')
+            .unwrap_or(reply.len());
         return Outcome::Failure(reply[..end.min(64)].to_vec());
     }
     let b = &reply[body..];
@@ -282,9 +287,9 @@ fn encode(out: &mut Vec<u8>, r: &Request, conf: &Conf) {
                 out.extend_from_slice(name.as_bytes());
             }
         }
-        Request::Scrape { hashes, count } => {
+        Request::Scrape(hashes) => {
             out.extend_from_slice(b"GET /scrape?");
-            for (i, h) in hashes[..*count].iter().enumerate() {
+            for (i, h) in hashes.iter().enumerate() {
                 if i > 0 {
                     out.push(b'&');
                 }

@@ -55,7 +55,11 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let ok = if o.fill { fill(&o, &work) } else { run(&o, &work) };
+    let ok = if o.fill {
+        fill(&o, &work)
+    } else {
+        run(&o, &work)
+    };
     std::process::exit(if ok { 0 } else { 1 });
 }
 

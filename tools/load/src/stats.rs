@@ -35,6 +35,9 @@ pub struct Counters {
     pub io_errors: u64,
     /// Latency of answered announces and scrapes, nanoseconds.
     pub latency: Hist,
+    /// Open loop: the most a request left after its scheduled time (this
+    /// process's own delay, included in the latency), nanoseconds.
+    pub send_lag_max: u64,
 }
 
 impl Counters {
@@ -71,6 +74,7 @@ impl Counters {
         self.bad_replies += o.bad_replies;
         self.io_errors += o.io_errors;
         self.latency.merge(&o.latency);
+        self.send_lag_max = self.send_lag_max.max(o.send_lag_max);
         for (text, n) in &o.messages {
             if let Some(m) = self.messages.iter_mut().find(|(t, _)| t == text) {
                 m.1 += n;
@@ -194,14 +198,14 @@ impl StatsUrl {
 
 /// The per-interval table's header (figures in microseconds, one column per
 /// figure so scripts can cut them out by position).
-pub const HEADER: &str = "  elapsed      req/s   errors  timeout  errrepl      bad       io   p50_us   p99_us p99.9_us   max_us    rss_kB  threads  torrents     peers";
+pub const HEADER: &str = "  elapsed      req/s   errors  timeout  errrepl      bad       io   p50_us   p99_us p99.9_us   max_us   lag_us    rss_kB  threads  torrents     peers";
 
 /// One table row.
 pub fn row(elapsed_s: u64, secs: f64, c: &Counters, p: &Probe) -> String {
     let us = |ns: u64| ns.div_ceil(1000);
     let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
     format!(
-        "{:>8}s {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9}",
+        "{:>8}s {:>10.0} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>9} {:>9}",
         elapsed_s,
         c.responses() as f64 / secs,
         c.errors(),
@@ -213,6 +217,7 @@ pub fn row(elapsed_s: u64, secs: f64, c: &Counters, p: &Probe) -> String {
         us(c.latency.quantile(0.99)),
         us(c.latency.quantile(0.999)),
         us(c.latency.max()),
+        us(c.send_lag_max),
         opt(p.rss_kb),
         opt(p.threads),
         opt(p.torrents),
@@ -248,5 +253,11 @@ pub fn summary(c: &Counters, secs: f64) -> String {
         hist::human(l.quantile(0.999)),
         hist::human(l.max()),
     );
+    if c.send_lag_max > 0 {
+        s += &format!(
+            "send lag: max {} (how late this process sent a scheduled request; part of the latency)\n",
+            hist::human(c.send_lag_max)
+        );
+    }
     s
 }

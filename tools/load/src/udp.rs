@@ -36,6 +36,10 @@ enum Kind {
 #[derive(Clone, Copy)]
 struct Entry {
     seq: u32,
+    /// When it was due (open loop: its scheduled time): latency counts from here.
+    due: u64,
+    /// When it actually left: the timeout counts from here, so a stall of
+    /// this process is not blamed on the tracker as timeouts.
     sent: u64,
     kind: Kind,
 }
@@ -94,6 +98,7 @@ pub fn run(addr: SocketAddr, lane: Lane, plan: &Plan, shared: Shared, scrape_has
         table: vec![
             Entry {
                 seq: 0,
+                due: 0,
                 sent: 0,
                 kind: Kind::Free
             };
@@ -114,13 +119,22 @@ pub fn run(addr: SocketAddr, lane: Lane, plan: &Plan, shared: Shared, scrape_has
 
 impl Driver<'_> {
     fn run(&mut self) {
+        let open = self.plan.period_ns.is_some();
         let mut next_due: Option<u64> = None;
+        // Closed loop: set when a receive waited RECV_WAIT for nothing, so no
+        // reply is waiting unread and what is still in flight may be timed
+        // out. (Open loop drains the socket before timing anything out.)
+        let mut idle = true;
         loop {
             let now = self.plan.now();
             if self.plan.over(now) || (self.lane_done && self.pending == 0 && !self.connecting) {
                 break;
             }
-            self.expire(now);
+            let mut got = if open { self.receive() } else { 0 };
+            let now = self.plan.now();
+            if open || idle {
+                self.expire(now);
+            }
             let stale = now.saturating_sub(self.conn_at) > CONNECTION_ID_AGE_NS;
             if !self.connecting && (self.conn_id.is_none() || stale) {
                 self.send_connect(now);
@@ -144,11 +158,12 @@ impl Driver<'_> {
                     }
                 }
             }
-            let got = self.receive();
-            if self.plan.period_ns.is_some() && got == 0 {
+            got += self.receive();
+            if open && got == 0 {
                 let due = next_due.unwrap_or(now + PACE_SLEEP.as_nanos() as u64);
                 self.plan.sleep_until(due, PACE_SLEEP);
             }
+            idle = got == 0;
             self.tally.tick(self.plan, self.plan.now());
         }
         let now = self.plan.now();
@@ -184,7 +199,7 @@ impl Driver<'_> {
 
     /// Takes the next number, making room by timing out the oldest request
     /// if the table is full.
-    fn claim(&mut self, sent: u64, kind: Kind) -> u32 {
+    fn claim(&mut self, due: u64, kind: Kind) -> u32 {
         if self.hi.wrapping_sub(self.lo) as usize >= TABLE {
             let lo = self.lo;
             self.drop_entry(lo, true);
@@ -192,7 +207,17 @@ impl Driver<'_> {
         }
         let seq = self.hi;
         self.hi = seq.wrapping_add(1);
-        self.table[seq as usize % TABLE] = Entry { seq, sent, kind };
+        let sent = self.plan.now();
+        self.table[seq as usize % TABLE] = Entry {
+            seq,
+            due,
+            sent,
+            kind,
+        };
+        if self.plan.period_ns.is_some() {
+            let lag = &mut self.tally.c.send_lag_max;
+            *lag = (*lag).max(sent.saturating_sub(due));
+        }
         if kind != Kind::Connect {
             self.pending += 1;
         }
@@ -211,7 +236,7 @@ impl Driver<'_> {
         }
     }
 
-    fn send_request(&mut self, sent: u64) {
+    fn send_request(&mut self, due: u64) {
         let Some(req) = self.lane.next() else {
             self.lane_done = true;
             return;
@@ -242,15 +267,15 @@ impl Driver<'_> {
                 b[96..98].copy_from_slice(&port.to_be_bytes());
                 (Kind::Announce, 98)
             }
-            Request::Scrape { hashes, count } => {
+            Request::Scrape(hashes) => {
                 b[8..12].copy_from_slice(&2u32.to_be_bytes());
-                for (i, h) in hashes[..count].iter().enumerate() {
+                for (i, h) in hashes.iter().enumerate() {
                     b[16 + 20 * i..36 + 20 * i].copy_from_slice(h);
                 }
-                (Kind::Scrape, 16 + 20 * count)
+                (Kind::Scrape, 16 + 20 * hashes.len())
             }
         };
-        let seq = self.claim(sent, kind);
+        let seq = self.claim(due, kind);
         self.buf[12..16].copy_from_slice(&seq.to_be_bytes());
         if self.sock.send(&self.buf[..len]).is_err() {
             self.tally.c.io_errors += 1;
@@ -258,8 +283,8 @@ impl Driver<'_> {
         }
     }
 
-    /// Reads every reply waiting (closed loop: waits up to `RECV_WAIT` for
-    /// the first). Returns how many datagrams were read.
+    /// Open loop: reads every reply waiting. Closed loop: waits up to
+    /// `RECV_WAIT` for one reply. Returns how many datagrams were read.
     fn receive(&mut self) -> usize {
         let mut got = 0;
         let mut buf = [0u8; 2048];
@@ -310,11 +335,11 @@ impl Driver<'_> {
             }
             (1, Kind::Announce) if p.len() >= 20 && (p.len() - 20) % 6 == 0 => {
                 c.announces += 1;
-                c.latency.record(now.saturating_sub(e.sent));
+                c.latency.record(now.saturating_sub(e.due));
             }
             (2, Kind::Scrape) if p.len() == 8 + 12 * self.scrape_hashes => {
                 c.scrapes += 1;
-                c.latency.record(now.saturating_sub(e.sent));
+                c.latency.record(now.saturating_sub(e.due));
             }
             (3, _) => {
                 c.error_reply(&p[8..]);

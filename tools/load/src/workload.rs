@@ -87,8 +87,8 @@ impl Event {
 /// datagram: 74 hashes; trackers cap it lower by default).
 pub const MAX_SCRAPE_HASHES: usize = 64;
 
-/// A request ready to encode.
-pub enum Request {
+/// A request ready to encode (a scrape's hashes are borrowed from the lane).
+pub enum Request<'a> {
     Announce {
         info_hash: [u8; 20],
         peer_id: [u8; 20],
@@ -98,10 +98,7 @@ pub enum Request {
         numwant: u32,
         key: u32,
     },
-    Scrape {
-        hashes: [[u8; 20]; MAX_SCRAPE_HASHES],
-        count: usize,
-    },
+    Scrape(&'a [[u8; 20]]),
 }
 
 // The churn mix, per announce of a peer that is in a swarm, in per mille.
@@ -117,6 +114,8 @@ const VANISH_PER_MILLE: u64 = 10;
 const SEED_PER_MILLE: u64 = 200;
 /// Smallest port handed out: below it are well-known services.
 const FIRST_PORT: u64 = 1024;
+/// Ports handed out.
+const PORTS: u64 = 65536 - FIRST_PORT;
 
 /// The shared description of the workload (read-only once built).
 pub struct Workload {
@@ -134,6 +133,10 @@ pub struct Workload {
     pub numwant: u32,
     /// The run's seed.
     pub seed: u64,
+    /// Port of each slot's first life: its ordinal within its swarm, so the
+    /// first lives of all slots are distinct peers to the tracker (which
+    /// tells peers apart by address and port) up to `PORTS` per swarm.
+    first_ports: Vec<u16>,
 }
 
 impl Workload {
@@ -157,7 +160,7 @@ impl Workload {
                 h
             })
             .collect();
-        Workload {
+        let mut w = Workload {
             hashes,
             peers,
             skew,
@@ -165,7 +168,17 @@ impl Workload {
             scrape_hashes: scrape_hashes.clamp(1, MAX_SCRAPE_HASHES),
             numwant,
             seed,
-        }
+            first_ports: Vec::new(),
+        };
+        let mut in_swarm = vec![0u32; w.hashes.len()];
+        w.first_ports = (0..peers)
+            .map(|slot| {
+                let n = &mut in_swarm[w.identity(slot, 0).torrent];
+                *n += 1;
+                (FIRST_PORT + (*n as u64 - 1) % PORTS) as u16
+            })
+            .collect();
+        w
     }
 
     /// A torrent rank drawn from a Zipf-like law: P(rank k) ~ 1/(k+1)^skew,
@@ -194,9 +207,13 @@ impl Workload {
         for (i, b) in peer_id[8..].iter_mut().enumerate() {
             *b = b"0123456789abcdefghijklmnopqrstuv"[((h2 >> (i * 5)) & 31) as usize];
         }
+        let port = match self.first_ports.get(slot as usize) {
+            Some(&p) if gen == 0 => p,
+            _ => (FIRST_PORT + (h2 >> 4) % PORTS) as u16,
+        };
         Identity {
             torrent: self.zipf(u),
-            port: (FIRST_PORT + (h2 >> 4) % (65536 - FIRST_PORT)) as u16,
+            port,
             peer_id,
             key: (h2 >> 32) as u32,
             size: 1 + (h >> 40),
@@ -252,6 +269,7 @@ pub struct Lane {
     stride: u64,
     shape: Shape,
     visited: u64,
+    scrape: [[u8; 20]; MAX_SCRAPE_HASHES],
 }
 
 impl Lane {
@@ -284,6 +302,7 @@ impl Lane {
             stride,
             shape,
             visited: 0,
+            scrape: [[0; 20]; MAX_SCRAPE_HASHES],
         }
     }
 
@@ -293,20 +312,17 @@ impl Lane {
     }
 
     /// The next request, or `None` when a fill lane has announced every slot.
-    pub fn next(&mut self) -> Option<Request> {
+    pub fn next(&mut self) -> Option<Request<'_>> {
         let work = Arc::clone(&self.work);
         if self.slots.is_empty() {
             return None;
         }
         if self.shape == Shape::Churn && self.rng.unit() < work.scrape_ratio {
-            let mut hashes = [[0u8; 20]; MAX_SCRAPE_HASHES];
-            for h in hashes.iter_mut().take(work.scrape_hashes) {
+            let hashes = &mut self.scrape[..work.scrape_hashes];
+            for h in hashes.iter_mut() {
                 *h = work.hashes[work.zipf(self.rng.unit())];
             }
-            return Some(Request::Scrape {
-                hashes,
-                count: work.scrape_hashes,
-            });
+            return Some(Request::Scrape(hashes));
         }
         // A vanishing peer sends nothing: move on to the next slot (bounded,
         // in case every slot vanished in a row).
@@ -396,7 +412,7 @@ mod tests {
                         assert_eq!(event, Event::Started);
                         assert!(seen.insert(peer_id));
                     }
-                    Request::Scrape { .. } => panic!("fill never scrapes"),
+                    Request::Scrape(_) => panic!("fill never scrapes"),
                 }
             }
         }
@@ -430,6 +446,9 @@ mod tests {
         }
         let [none, completed, started, stopped] = counts;
         assert!(none > 80_000, "{counts:?}");
-        assert!(completed > 500 && started > 500 && stopped > 500, "{counts:?}");
+        assert!(
+            completed > 500 && started > 500 && stopped > 500,
+            "{counts:?}"
+        );
     }
 }
