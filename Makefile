@@ -18,7 +18,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 INTEROP_VENV ?= $(TARGET_DIR)/interop-venv
 LIBTORRENT_VERSION ?= 2.1.1
 
-.PHONY: build run test bench lint install conf hostile interop interop-capture interop-clients clean
+.PHONY: build run test bench lint install conf hostile soak load interop interop-capture interop-clients clean
 
 build:
 	$(CARGO) build --release --locked
@@ -45,6 +45,17 @@ conf:
 # Issue 2's hostile mix at full scale (1 GiB header line, 2,000 idle, 200 slowloris).
 hostile:
 	HAYATE_HOSTILE=full $(CARGO) test --release --locked --test hostile_http -- --nocapture
+
+# The load generator (tools/load, its own crate, std only): not part of the
+# main build.
+load:
+	cd tools/load && CARGO_TARGET_DIR=target $(CARGO) build --release --locked
+
+# Issue 6's soak: hayate under half its maximum UDP rate with churn for
+# SOAK_MINUTES (default 60), a row a minute, a memory verdict, SIGTERM exit 0.
+# Not in CI. See benches/README.md.
+soak: build load
+	TARGET_DIR=$(TARGET_DIR) benches/soak.sh
 
 # Real clients (issue 7): each suite in tests/interop/ starts hayate and a
 # seeder + two leechers of one client that must find each other only
