@@ -14,7 +14,7 @@ const PROTOCOL_ID: i64 = 0x0417_2710_1980;
 const FLOOD_BLOCK: u8 = 7;
 const SOCKETS_PER_ADDRESS: usize = 64;
 /// What hayate answers a forged or expired connection ID with.
-const REFUSED: &[u8] = b"connection ID invalid or expired";
+const REFUSED: &[u8] = b"invalid connection ID";
 
 /// Datagrams per second of each kind.
 #[derive(Clone, Copy, Debug)]
