@@ -13,8 +13,9 @@
 //! - reply sizes: connect 16 bytes, announce header 20, scrape 8 + 12 per
 //!   hash, error 8 + the message; each echoes the transaction ID;
 //! - what is refused is refused for the documented reason: `Short` only
-//!   below 98 bytes (16 for anything but an announce, 16 of header and no
-//!   hashes for a scrape).
+//!   below 98 bytes, `BadOptions` only after an announce's 98 bytes,
+//!   `BadLength` only for a scrape with hashes, `BadProtocolId` only for a
+//!   connect, `UnknownAction` only for an action other than 0, 1, 2.
 #![no_main]
 
 use hayate::core::Event;
@@ -34,14 +35,13 @@ fuzz_target!(|data: &[u8]| {
     let request = match parsed {
         Ok(request) => request,
         Err(why) => {
+            let action = data.get(8..12).map(|a| i32::from_be_bytes(be(a, 0)));
             match why {
                 Invalid::Short => assert!(data.len() < ANNOUNCE_LEN, "{} bytes short", data.len()),
-                Invalid::BadProtocolId | Invalid::BadLength | Invalid::BadOptions => {
-                    assert!(data.len() >= 16)
-                }
-                Invalid::UnknownAction => {
-                    assert!(data.len() >= 16 && !(0..=2).contains(&i32::from_be_bytes(be(data, 8))))
-                }
+                Invalid::BadProtocolId => assert_eq!(action, Some(0)),
+                Invalid::BadOptions => assert!(action == Some(1) && data.len() > ANNOUNCE_LEN),
+                Invalid::BadLength => assert!(action == Some(2) && data.len() > 16),
+                Invalid::UnknownAction => assert!(action.is_some_and(|a| !(0..=2).contains(&a))),
             }
             return;
         }
