@@ -18,7 +18,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 INTEROP_VENV ?= $(TARGET_DIR)/interop-venv
 LIBTORRENT_VERSION ?= 2.1.1
 
-.PHONY: build run test bench lint install conf hostile soak load interop interop-capture interop-clients clean
+.PHONY: build run test bench lint install conf hostile soak load fuzz interop interop-capture interop-clients clean
 
 build:
 	$(CARGO) build --release --locked
@@ -99,6 +99,36 @@ $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION):
 	$(PYTHON) -m venv $(INTEROP_VENV)
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check libtorrent==$(LIBTORRENT_VERSION)
 	touch $@
+
+# Fuzzing (issue 6; not in CI): the libFuzzer targets in fuzz/ through
+# cargo-fuzz, installed when missing. Stable rustc takes cargo-fuzz's
+# sanitizer flags with RUSTC_BOOTSTRAP=1. The corpora are seeded from the
+# client fixtures and tracker.conf, then each target runs FUZZ_SECONDS, one
+# after the other in one process; a crash leaves its input in
+# fuzz/artifacts/TARGET/ and fails the run. libFuzzer's output goes to
+# fuzz/artifacts/TARGET.log; its final stats are summed up at the end.
+FUZZ_TARGETS ?= http_request udp_codec conf_file
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS ?=
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install --locked cargo-fuzz
+	$(PYTHON) fuzz/seed_corpus.py
+	@mkdir -p fuzz/artifacts
+	@status=0; summary=; for t in $(FUZZ_TARGETS); do \
+		log=fuzz/artifacts/$$t.log; \
+		echo "fuzz $$t: $(FUZZ_SECONDS)s (libFuzzer output in $$log)"; \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 $(FUZZ_FLAGS) >$$log 2>&1 || { \
+			status=1; tail -n 30 $$log; \
+			echo "fuzz $$t: FAILED, crash input in fuzz/artifacts/$$t/"; }; \
+		summary="$$summary$$(awk -v t=$$t ' \
+			/^stat::number_of_executed_units:/ { runs = $$2 } \
+			/^stat::average_exec_per_sec:/ { rate = $$2 } \
+			/ cov: / { line = $$0 } \
+			END { sub(/^.* cov:/, "cov:", line); sub(/ (lim|exec\/s):.*/, "", line); \
+				printf "%-14s %10s executions %8s exec/s   %s\n", t, runs, rate, line }' $$log)\n"; \
+	done; printf "\n%b" "$$summary"; exit $$status
 
 # Installs what `make build` built; it builds only when there is no binary
 # yet, so `make build && sudo make install` never runs cargo as root.

@@ -19,6 +19,7 @@ use mio::net::TcpStream;
 use super::client_ip::client_ip;
 use super::reply;
 use super::routes::{Request, Routes, Status};
+use crate::config::Config;
 use crate::server::Env;
 use crate::stats::{Reject, WorkerStats};
 
@@ -101,12 +102,7 @@ pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut u
         let rest = &buf[pos..];
         let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
         let mut req = httparse::Request::new(&mut []);
-        let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
-            &mut req,
-            rest,
-            &mut headers[..max_headers],
-        );
-        match parsed {
+        match parse_head(&mut req, rest, &mut headers[..max_headers]) {
             Ok(httparse::Status::Complete(n)) => {
                 *budget -= 1;
                 pos += n;
@@ -161,28 +157,11 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
         req.method.unwrap_or(""),
         target.escape_ascii()
     );
-    let (path, query) = match target.iter().position(|&b| b == b'?') {
-        Some(q) => (&target[..q], &target[q + 1..]),
-        None => (target, &target[target.len()..]),
-    };
-    let query = match query.iter().position(|&b| b == b'#') {
-        Some(f) => &query[..f],
-        None => query,
-    };
-    let header = config.real_ip_header.as_str();
-    let values = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case(header))
-        .map(|h| h.value);
+    let (path, query) = split_target(target);
     let request = Request {
         path,
         query,
-        client: client_ip(
-            conn.peer.ip(),
-            &config.trusted_proxies,
-            values.collect::<SmallValues>().iter(),
-        ),
+        client: request_client(req, conn.peer.ip(), config),
     };
     let status = ctx.routes.serve(&ctx.env, &request, ctx.body);
     if status == Status::FullScrape {
@@ -213,6 +192,48 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
         head_only,
     );
     conn.close_after_flush |= close;
+}
+
+/// Parses one request head from the front of `buf` (httparse's default
+/// parser settings; `headers` is as long as `http_max_headers` allows).
+/// Public so the fuzz target parses exactly as the server does.
+pub fn parse_head<'h, 'b>(
+    req: &mut httparse::Request<'h, 'b>,
+    buf: &'b [u8],
+    headers: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> httparse::Result<usize> {
+    httparse::ParserConfig::default().parse_request_with_uninit_headers(req, buf, headers)
+}
+
+/// Splits a request target into the path and the query: the bytes after
+/// the first `?`, without any `#` fragment (empty when there is no `?`).
+pub fn split_target(target: &[u8]) -> (&[u8], &[u8]) {
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(q) => (&target[..q], &target[q + 1..]),
+        None => (target, &target[target.len()..]),
+    };
+    let query = match query.iter().position(|&b| b == b'#') {
+        Some(f) => &query[..f],
+        None => query,
+    };
+    (path, query)
+}
+
+/// The client of a request from `peer`: the peer itself, or what a trusted
+/// proxy says in `real_ip_header` (the last 8 lines of it, see
+/// [`client_ip`]).
+pub fn request_client(req: &httparse::Request, peer: IpAddr, config: &Config) -> Option<IpAddr> {
+    let header = config.real_ip_header.as_str();
+    let values = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(header))
+        .map(|h| h.value);
+    client_ip(
+        peer,
+        &config.trusted_proxies,
+        values.collect::<SmallValues>().iter(),
+    )
 }
 
 /// Header values of the real-IP header: almost always zero or one, so kept
