@@ -66,7 +66,7 @@ def _prctl():
 _PRCTL = _prctl()  # resolved before any thread starts; the child only calls it
 
 
-def _child_setup():
+def child_setup():
     """In a child before exec: SIGKILL when the suite dies, however it dies
     (Linux PR_SET_PDEATHSIG), and a process group of its own so the whole
     tree (clients that fork) can be killed by one PID."""
@@ -208,7 +208,7 @@ class Proc:
                 stderr=subprocess.STDOUT,
                 env=full_env,
                 cwd=cwd,
-                preexec_fn=_child_setup,
+                preexec_fn=child_setup,
             )
         except OSError as e:
             raise Failed(f"cannot start {name} ({self.argv[0]}): {e}")

@@ -47,31 +47,12 @@ import sys
 import threading
 import time
 
-from harness import Failed, Suite
+from harness import Failed, Suite, child_setup
 
 SESSIONS = 3  # one seeder, the rest leechers
 CASE_TIMEOUT = 60.0  # seconds for one case, start to finish
 PAYLOAD_BYTES = 1 << 20
 PIECE_BYTES = 16 << 10
-
-
-def _prctl():
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _prctl()  # resolved before any thread starts; the child only calls it
-
-
-def die_with_parent():
-    """In a child before exec: get SIGKILL when the driver dies, however it
-    dies (Linux PR_SET_PDEATHSIG), so no tracker or client outlives it."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)
 
 
 # --------------------------------------------------------------------------
@@ -237,7 +218,7 @@ class Client:
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=child_setup,  # SIGKILL when the suite dies
         )
         stderr.close()
         threading.Thread(target=self._read, args=(events,), daemon=True).start()
