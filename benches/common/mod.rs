@@ -2,7 +2,7 @@
 //! half the torrents with one or two peers, the rest a skewed tail.
 #![allow(dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use hayate::core::announce::{Announce, Gauges, PeerBuf, Tracker};
 use hayate::core::Event;
@@ -26,22 +26,29 @@ pub fn hash(t: u64) -> [u8; 20] {
 
 /// Half the torrents with one or two peers, the rest a skewed tail.
 pub fn fill(tracker: &Tracker, peers: u64, torrents: u64) {
+    fill_family(tracker, peers, torrents, false)
+}
+
+/// `fill` with IPv6 peers (`2001:db8::/32`) when `v6`.
+pub fn fill_family(tracker: &Tracker, peers: u64, torrents: u64, v6: bool) {
     let gauges = Gauges::default();
     let mut rng = Rng::from_seed(42);
     let mut out = PeerBuf::default();
     let small = torrents / 2;
     let mut placed = 0u64;
     let mut announce = |t: u64, i: u64, rng: &mut Rng| {
-        let addr = SocketAddrV4::new(Ipv4Addr::from(0x0100_0000 + (i as u32)), 6881);
+        let addr4 = SocketAddrV4::new(Ipv4Addr::from(0x0100_0000 + (i as u32)), 6881);
+        let ip6 = Ipv6Addr::from(0x2001_0db8_u128 << 96 | u128::from(i) << 16 | 1);
+        let addr6 = SocketAddrV6::new(ip6, 6881, 0, 0);
         let a = Announce {
             info_hash: hash(t),
-            v4: Some(addr),
-            v6: None,
+            v4: (!v6).then_some(addr4),
+            v6: v6.then_some(addr6),
             left: i % 2,
             event: Event::Started,
             numwant: 0,
-            want_v4: true,
-            want_v6: false,
+            want_v4: !v6,
+            want_v6: v6,
             local_networks: &[],
         };
         tracker.announce(&a, rng, &mut out, &gauges);

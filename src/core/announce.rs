@@ -378,7 +378,7 @@ fn counts_of(swarm: &Swarm) -> ScrapeCounts {
     ScrapeCounts {
         complete: u32::try_from(c4.seeders + c6.seeders).unwrap_or(u32::MAX),
         incomplete: u32::try_from(c4.leechers + c6.leechers).unwrap_or(u32::MAX),
-        downloaded: swarm.downloaded,
+        downloaded: swarm.downloaded(),
     }
 }
 

@@ -15,7 +15,7 @@ use std::ops::BitAnd;
 
 use ipnet::IpNet;
 
-use super::peers::{coprime_stride, PeerList, PeerRecord};
+use super::peers::{coprime_stride, PeerRecord, Records};
 use super::swarm::{V4Peer, V6Peer};
 use crate::rng::Rng;
 
@@ -265,7 +265,7 @@ impl Default for Scratch {
 /// from the whole pool, skipping the window's near peers (already out).
 #[allow(clippy::too_many_arguments)]
 pub fn sample_near<P: PeerRecord>(
-    list: &PeerList<P>,
+    list: &impl Records<P>,
     want: usize,
     for_seeder: bool,
     exclude: Option<usize>,
@@ -275,16 +275,16 @@ pub fn sample_near<P: PeerRecord>(
     mut out: impl FnMut(&P),
 ) {
     let start = if for_seeder { list.seeders() } else { 0 };
-    let pool = list.as_slice().get(start..).unwrap_or(&[]);
+    let n = list.len().saturating_sub(start);
+    let pool = |i: usize| list.get(start + i);
     let exclude = exclude
         .and_then(|e| e.checked_sub(start))
-        .filter(|&e| e < pool.len());
-    let available = pool.len() - usize::from(exclude.is_some());
+        .filter(|&e| e < n);
+    let available = n - usize::from(exclude.is_some());
     let want = want.min(available);
     if want == 0 {
         return;
     }
-    let n = pool.len();
     let width = n.min(SCAN_PEERS);
     let first = if width < n { rng.below(n) } else { 0 };
     // The window is [first, first + width), wrapping: at most two runs.
@@ -292,14 +292,15 @@ pub fn sample_near<P: PeerRecord>(
     scratch.subnet.clear();
     scratch.network.clear();
     for (lo, hi) in [(first, first + width - wrapped), (0, wrapped)] {
-        for (i, p) in (lo..hi).zip(pool.get(lo..hi).unwrap_or(&[])) {
+        list.visit(start + lo..start + hi, |at, p| {
+            let i = at - start;
             match group(p) {
                 Group::Other => {}
                 _ if Some(i) == exclude => {}
                 Group::Subnet => scratch.subnet.push(i as u32),
                 Group::Network => scratch.network.push(i as u32),
             }
-        }
+        });
     }
     let mut taken = 0;
     for near in [&mut scratch.subnet, &mut scratch.network] {
@@ -307,8 +308,8 @@ pub fn sample_near<P: PeerRecord>(
         for t in 0..k {
             let j = t + rng.below(near.len() - t);
             near.swap(t, j);
-            if let Some(p) = pool.get(near[t] as usize) {
-                out(p);
+            if let Some(p) = near.get(t).and_then(|&i| pool(i as usize)) {
+                out(&p);
             }
         }
         taken += k;
@@ -319,13 +320,13 @@ pub fn sample_near<P: PeerRecord>(
     // Every near peer of the window is out; the rest comes from anywhere.
     let in_window = |i: usize| (if i >= first { i - first } else { i + n - first }) < width;
     for i in Walk::new(n, rng) {
-        let Some(p) = pool.get(i).filter(|_| Some(i) != exclude) else {
+        let Some(p) = pool(i).filter(|_| Some(i) != exclude) else {
             continue;
         };
-        if in_window(i) && group(p) != Group::Other {
+        if in_window(i) && group(&p) != Group::Other {
             continue;
         }
-        out(p);
+        out(&p);
         taken += 1;
         if taken == want {
             return;
@@ -339,6 +340,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::config::Config;
     use crate::core::announce::{Announce, Gauges, PeerBuf, Tracker};
+    use crate::core::peers::PeerList;
     use crate::core::swarm::{Delta, PeerUpdate, Swarm};
     use crate::core::Event;
     use std::collections::HashSet;
@@ -426,17 +428,7 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Copy, Debug, PartialEq)]
-    struct P(u32);
-    impl PeerRecord for P {
-        type Key = u32;
-        fn key(&self) -> u32 {
-            self.0
-        }
-        fn last_seen(&self) -> u32 {
-            0
-        }
-    }
+    use crate::core::peers::KeyOnly as P;
 
     /// 1 in 20 peers is a neighbour, 2 in 20 are in the local network.
     fn group_by_key(p: &P) -> Group {

@@ -3,8 +3,10 @@
 //! the core, and encode what it returns. Nothing here knows about sockets.
 
 pub mod announce;
+pub mod index;
 pub mod local;
 pub mod peers;
+pub mod small;
 pub mod store;
 pub mod swarm;
 

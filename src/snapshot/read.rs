@@ -315,23 +315,21 @@ impl Insert<'_> {
 impl Visit for Insert<'_> {
     fn torrent(&mut self, hash: InfoHash, downloaded: u32) {
         self.hash = hash;
-        self.swarm = Swarm {
-            downloaded,
-            ..Swarm::default()
-        };
+        self.swarm = Swarm::default();
+        self.swarm.set_downloaded(downloaded);
     }
 
     fn v4(&mut self, p: Entry<6>) {
         if let Some(seen) = self.last_seen(p.age) {
             let record = V4Peer::restored(p.compact, p.completed, seen);
-            self.swarm.v4.upsert(record, p.seeder);
+            self.swarm.restore_v4(record, p.seeder);
         }
     }
 
     fn v6(&mut self, p: Entry<18>) {
         if let Some(seen) = self.last_seen(p.age) {
             let record = V6Peer::restored(p.compact, p.completed, seen);
-            self.swarm.v6.upsert(record, p.seeder);
+            self.swarm.restore_v6(record, p.seeder);
         }
     }
 
@@ -455,24 +453,22 @@ mod tests {
         let mut all = Vec::new();
         for i in 0..t.store().stripe_count() {
             for (hash, s) in t.store().lock(i).iter() {
-                for (j, p) in s.v4.as_slice().iter().enumerate() {
+                for (p, seeder) in s.v4().iter() {
                     let age = now - p.last_seen();
-                    let seeder = j < s.v4.seeders();
                     all.push((
                         *hash,
-                        s.downloaded,
+                        s.downloaded(),
                         p.compact().to_vec(),
                         seeder,
                         p.completed(),
                         age,
                     ));
                 }
-                for (j, p) in s.v6.as_slice().iter().enumerate() {
+                for (p, seeder) in s.v6().iter() {
                     let age = now - p.last_seen();
-                    let seeder = j < s.v6.seeders();
                     all.push((
                         *hash,
-                        s.downloaded,
+                        s.downloaded(),
                         p.compact().to_vec(),
                         seeder,
                         p.completed(),

@@ -10,7 +10,7 @@ use super::{
     V4_ENTRY_BYTES, V6_ENTRY_BYTES, VERSION,
 };
 use crate::core::announce::Tracker;
-use crate::core::peers::PeerRecord;
+use crate::core::peers::{PeerRecord, Records};
 use crate::core::swarm::Swarm;
 use crate::core::InfoHash;
 
@@ -37,7 +37,7 @@ pub fn write_to(tracker: &Tracker, out: impl Write, saved_at: u64) -> io::Result
         for (hash, swarm) in stripe.iter() {
             encode(hash, swarm, now, &mut scratch)?;
             torrents += 1;
-            peers += (swarm.v4.len() + swarm.v6.len()) as u64;
+            peers += swarm.len() as u64;
         }
         drop(stripe);
         longest_hold = longest_hold.max(locked.elapsed());
@@ -60,31 +60,28 @@ pub fn write_to(tracker: &Tracker, out: impl Write, saved_at: u64) -> io::Result
 
 /// Appends one torrent's record.
 fn encode(hash: &InfoHash, swarm: &Swarm, now: u32, out: &mut Vec<u8>) -> io::Result<()> {
-    let (n4, n6) = (swarm.v4.len() as u64, swarm.v6.len() as u64);
+    let (n4, n6) = (swarm.v4().len() as u64, swarm.v6().len() as u64);
     let len = RECORD_HEAD_BYTES + n4 * V4_ENTRY_BYTES + n6 * V6_ENTRY_BYTES;
     // 4 GiB would be ~180M peers in one swarm; refuse rather than wrap.
     let len = u32::try_from(len)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a swarm too large to save"))?;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(hash);
-    out.extend_from_slice(&swarm.downloaded.to_le_bytes());
+    out.extend_from_slice(&swarm.downloaded().to_le_bytes());
     // Both counts are below `len`, so they fit in u32.
     out.extend_from_slice(&(n4 as u32).to_le_bytes());
     out.extend_from_slice(&(n6 as u32).to_le_bytes());
     let flags = |seeder: bool, completed: bool| {
         (if seeder { FLAG_SEEDER } else { 0 }) | (if completed { FLAG_COMPLETED } else { 0 })
     };
-    // Seeders are the first `seeders()` records of each list.
-    let seeders = swarm.v4.seeders();
-    for (i, p) in swarm.v4.as_slice().iter().enumerate() {
+    for (p, seeder) in swarm.v4().iter() {
         out.extend_from_slice(p.compact());
-        out.push(flags(i < seeders, p.completed()));
+        out.push(flags(seeder, p.completed()));
         out.extend_from_slice(&now.saturating_sub(p.last_seen()).to_le_bytes());
     }
-    let seeders = swarm.v6.seeders();
-    for (i, p) in swarm.v6.as_slice().iter().enumerate() {
+    for (p, seeder) in swarm.v6().iter() {
         out.extend_from_slice(p.compact());
-        out.push(flags(i < seeders, p.completed()));
+        out.push(flags(seeder, p.completed()));
         out.extend_from_slice(&now.saturating_sub(p.last_seen()).to_le_bytes());
     }
     Ok(())
