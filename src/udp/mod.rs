@@ -2,6 +2,7 @@
 //! HTTP: the codec (`codec`), stateless connection IDs (`connid`), and the
 //! per-worker sockets and request handling (`front`).
 
+pub mod batch;
 pub mod codec;
 pub mod connid;
 pub mod front;
