@@ -267,3 +267,43 @@ fn connection_caps_answer_503_and_recover() {
     still_serves(addr);
     s.shutdown();
 }
+
+/// Connection-per-request clients: a connection served and closed in the
+/// turn that accepted it stops counting against the per-address cap at
+/// once. 40 connections queued at once from one address, each with its
+/// request written, against a cap of 2: all answered 200 (before the fix,
+/// every connection accepted in the same turn still counted and the third
+/// got 503).
+#[test]
+fn served_connections_stop_counting_before_the_next_accept() {
+    let mut c = config();
+    c.workers = 1;
+    c.http_max_connections_per_ip = 2;
+    let s = start(c);
+    for addr in [v4(&s), v6(&s)] {
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            announce(&[0xCD; 20], 6881, 1, "")
+        );
+        let mut conns: Vec<TcpStream> = (0..40)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.write_all(request.as_bytes()).unwrap();
+                s
+            })
+            .collect();
+        for (i, conn) in conns.iter_mut().enumerate() {
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let r = read_response(conn).expect("a reply");
+            assert_eq!(r.status, 200, "{addr} connection {i}: {}", r.text());
+        }
+    }
+    let page = s.shared().stats.render();
+    assert_eq!(
+        metric(
+            &page,
+            "hayate_http_connections_rejected_total{reason=\"max_connections_per_ip\"}"
+        ),
+        Some(0)
+    );
+}

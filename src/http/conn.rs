@@ -50,8 +50,11 @@ pub struct Conn {
     pub last_active: Instant,
     /// Close once `out` is written (HTTP/1.0, `Connection: close`, errors).
     pub close_after_flush: bool,
-    /// WRITABLE interest is registered.
+    /// WRITABLE interest is wanted (registered, once `registered`).
     pub want_write: bool,
+    /// The socket is registered with the poll (not yet while its first
+    /// turn runs: see `HttpFront::admit`).
+    pub registered: bool,
     /// A full scrape in progress: the next slice to produce once `out` has
     /// drained (see `Routes::full_scrape_slice`).
     pub full_scrape: Option<u16>,
@@ -71,6 +74,7 @@ impl Conn {
             last_active: now,
             close_after_flush: false,
             want_write: false,
+            registered: false,
             full_scrape: None,
         }
     }

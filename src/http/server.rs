@@ -209,22 +209,41 @@ impl HttpFront {
                 self.conns.len() - 1
             }
         };
-        let token = Token(CONN_BASE + slot);
-        if let Err(e) = self
-            .registry
-            .register(&mut stream, token, Interest::READABLE)
-        {
-            log::debug!("worker {}: register: {e}", self.id);
-            self.shared
-                .limiter
-                .release(&self.shared.stats.http_open, ip);
-            self.free.push(slot);
+        self.conns[slot] = Some(Conn::new(stream, peer, Instant::now()));
+        // Serve first, register after: a connection-per-request client's
+        // request is usually there by the time we accept, so it is served
+        // and closed without an epoll_ctl ADD and DEL. Registering later
+        // loses nothing: an edge-triggered ADD reports readiness that is
+        // already there.
+        self.drive(slot);
+        if let Some(at) = self.closing.iter().position(|&c| c == slot) {
+            // Done already (served, or failed): close it now, not at the end
+            // of the batch, so its per-IP count is released before the next
+            // accept. Otherwise a client that reconnects as soon as it has
+            // its reply is counted once per connection of this turn and hits
+            // `http_max_connections_per_ip` with 4 connections open. Safe to
+            // free the slot mid-batch: the socket was never registered, so
+            // no event of this batch names it.
+            self.closing.swap_remove(at);
+            self.close(slot);
             return;
         }
-        self.conns[slot] = Some(Conn::new(stream, peer, Instant::now()));
-        // Data may already be waiting (edge-triggered: it will be reported,
-        // but serving it now saves a poll round-trip).
-        self.drive(slot);
+        let Some(Some(conn)) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let interest = if conn.want_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        let token = Token(CONN_BASE + slot);
+        match self.registry.register(&mut conn.stream, token, interest) {
+            Ok(()) => conn.registered = true,
+            Err(e) => {
+                log::debug!("worker {}: register: {e}", self.id);
+                self.closing.push(slot);
+            }
+        }
     }
 
     /// Moves a connection forward as far as it can go: write pending
@@ -246,10 +265,11 @@ impl HttpFront {
                         conn.want_write = true;
                         let token = Token(CONN_BASE + slot);
                         let interest = Interest::READABLE | Interest::WRITABLE;
-                        if self
-                            .registry
-                            .reregister(&mut conn.stream, token, interest)
-                            .is_err()
+                        if conn.registered
+                            && self
+                                .registry
+                                .reregister(&mut conn.stream, token, interest)
+                                .is_err()
                         {
                             self.closing.push(slot);
                         }
@@ -274,9 +294,11 @@ impl HttpFront {
             if conn.want_write {
                 conn.want_write = false;
                 let token = Token(CONN_BASE + slot);
-                let _ = self
-                    .registry
-                    .reregister(&mut conn.stream, token, Interest::READABLE);
+                if conn.registered {
+                    let _ = self
+                        .registry
+                        .reregister(&mut conn.stream, token, Interest::READABLE);
+                }
             }
             let mut ctx = Ctx {
                 env: Env {
@@ -387,13 +409,20 @@ impl HttpFront {
     /// Closes the connections marked during the batch.
     pub fn close_marked(&mut self) {
         while let Some(slot) = self.closing.pop() {
-            if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+            self.close(slot);
+        }
+    }
+
+    /// Closes connection `slot` and frees the slot and its per-IP count.
+    fn close(&mut self, slot: usize) {
+        if let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) {
+            if conn.registered {
                 let _ = self.registry.deregister(&mut conn.stream);
-                self.shared
-                    .limiter
-                    .release(&self.shared.stats.http_open, limiter_ip(&conn.peer));
-                self.free.push(slot);
             }
+            self.shared
+                .limiter
+                .release(&self.shared.stats.http_open, limiter_ip(&conn.peer));
+            self.free.push(slot);
         }
     }
 
