@@ -18,7 +18,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 INTEROP_VENV ?= $(TARGET_DIR)/interop-venv
 LIBTORRENT_VERSION ?= 2.1.1
 
-.PHONY: build run test bench lint install conf hostile soak load fuzz interop interop-capture interop-clients clean
+.PHONY: build run test bench bench-compare lint install conf hostile soak load fuzz interop interop-capture interop-clients clean
 
 build:
 	$(CARGO) build --release --locked
@@ -47,6 +47,13 @@ conf:
 # requests, pipelined garbage, a UDP flood); prints the figures. About 1 min.
 hostile:
 	HAYATE_HOSTILE=full $(CARGO) test --release --locked --test hostile_mix -- --nocapture
+
+# Issue 5: hayate against aquatic_udp (UDP) and opentracker (HTTP, close and
+# keep-alive), resident bytes per peer, UDP latency at half the maximum rate.
+# Installs the other trackers when missing (cargo install, apt-get). Not in
+# CI. SCENARIOS, PAIRS, SECONDS and the rest: benches/README.md.
+bench-compare: build load
+	TARGET_DIR=$(TARGET_DIR) benches/compare.sh
 
 # The load generator (tools/load, its own crate, std only): not part of the
 # main build.

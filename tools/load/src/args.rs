@@ -11,9 +11,20 @@ pub enum Target {
     Http(SocketAddr, String),
 }
 
+/// What the run does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Announces with churn and scrapes for `--duration`.
+    Run,
+    /// Announces each peer slot once.
+    Fill,
+    /// Writes the info hashes and stops; sends nothing.
+    Hashes,
+}
+
 /// Everything the command line says.
 pub struct Opts {
-    pub fill: bool,
+    pub mode: Mode,
     pub target: Target,
     pub keepalive: bool,
     pub torrents: u64,
@@ -56,7 +67,7 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("--report-every", "D", "print a table row every D (warm-up excluded)"),
     ("--tracker-pid", "PID", "rows show the tracker's VmRSS and thread count from /proc/PID/status"),
     ("--stats-url", "URL", "rows show torrents and peers from hayate's stats page (http://127.0.0.1:6969/stats)"),
-    ("--print-hashes", "FILE", "write the --torrents info hashes to FILE as 40-hex lines (an allowlist)"),
+    ("--print-hashes", "FILE", "write the --torrents info hashes to FILE as 40-hex lines (an allowlist; - = stdout)"),
 ];
 
 /// The `--help` text.
@@ -64,11 +75,15 @@ pub fn help() -> String {
     let mut s = String::from(
         "hayate-load: load generator for BitTorrent trackers (UDP BEP 15, HTTP)\n\n\
          Usage: hayate-load [run] (--udp ADDR | --http ADDR) [OPTIONS]\n       \
-         hayate-load fill (--udp ADDR | --http ADDR) [OPTIONS]\n\n\
-         run   announces with churn (started, re-announce, completed, stopped, vanish) and\n      \
+         hayate-load fill (--udp ADDR | --http ADDR) [OPTIONS]\n       \
+         hayate-load hashes [--torrents N] [--seed N] [--print-hashes FILE]\n\n\
+         run     announces with churn (started, re-announce, completed, stopped, vanish) and\n        \
          scrapes for --duration: closed loop (--concurrency) or open loop (--rate)\n\
-         fill  announces each of --peers once (started; 20% seeders), prints how many\n      \
-         were accepted, and stops\n\nOptions:\n",
+         fill    announces each of --peers once (started; 20% seeders), prints how many\n        \
+         were accepted, and stops\n\
+         hashes  writes the info hashes the same flags would use (40-hex lines, to\n        \
+         --print-hashes FILE or stdout) and stops: an allowlist for a tracker that\n        \
+         needs one before it starts\n\nOptions:\n",
     );
     for (flag, value, doc) in FLAGS {
         s += &format!("  {flag} {value}\n      {doc}\n");
@@ -79,26 +94,25 @@ pub fn help() -> String {
 
 /// Parses the command line (without the program name).
 pub fn parse(args: Vec<String>) -> Result<Opts, String> {
-    let mut fill = false;
     let mut it = args.into_iter().peekable();
-    match it.peek().map(String::as_str) {
-        Some("fill") => {
-            fill = true;
-            it.next();
-        }
-        Some("run") => {
-            it.next();
-        }
-        _ => {}
+    let named = match it.peek().map(String::as_str) {
+        Some("run") => Some(Mode::Run),
+        Some("fill") => Some(Mode::Fill),
+        Some("hashes") => Some(Mode::Hashes),
+        _ => None,
+    };
+    if named.is_some() {
+        it.next();
     }
+    let mode = named.unwrap_or(Mode::Run);
     let mut o = Opts {
-        fill,
+        mode,
         target: Target::Udp(resolve("127.0.0.1:6969")?),
         keepalive: true,
         torrents: 100_000,
         peers: 200_000,
         skew: 1.0,
-        scrape_ratio: if fill { 0.0 } else { 0.01 },
+        scrape_ratio: if mode == Mode::Fill { 0.0 } else { 0.01 },
         scrape_hashes: 4,
         numwant: 50,
         seed: 1,
@@ -168,13 +182,13 @@ pub fn parse(args: Vec<String>) -> Result<Opts, String> {
             _ => unreachable!("every FLAGS entry is matched"),
         }
     }
-    if !target {
+    if !target && mode != Mode::Hashes {
         return Err("name the tracker: --udp ADDR or --http ADDR (see --help)".into());
     }
     if o.torrents == 0 {
         return Err("--torrents: must be at least 1".into());
     }
-    if o.warmup >= o.duration && !o.fill {
+    if o.warmup >= o.duration && mode == Mode::Run {
         return Err("--warmup must be shorter than --duration".into());
     }
     if !(0.0..=1.0).contains(&o.scrape_ratio) || o.skew <= 0.0 {
@@ -257,13 +271,16 @@ mod tests {
     #[test]
     fn flags_parse() {
         let o = p("fill --udp [::1]:6969 --peers 2M --threads=2 --scrape-ratio 1/50").unwrap();
-        assert!(o.fill);
+        assert_eq!(o.mode, Mode::Fill);
         assert!(matches!(o.target, Target::Udp(a) if a.is_ipv6()));
         assert_eq!((o.peers, o.threads), (2_000_000, 2));
         assert!((o.scrape_ratio - 0.02).abs() < 1e-12);
         let o = p("--http 127.0.0.1:80 --keepalive off --rate 5000 --duration 1m").unwrap();
         assert!(!o.keepalive && o.rate == Some(5000.0));
         assert_eq!(o.duration, Duration::from_secs(60));
+        let o = p("hashes --torrents 10 --print-hashes -").unwrap();
+        assert_eq!((o.mode, o.torrents), (Mode::Hashes, 10));
+        assert_eq!(o.print_hashes.as_deref(), Some("-"));
         for bad in [
             "--udp",
             "--http 1.2.3.4:1 --keepalive maybe",

@@ -2,10 +2,12 @@
 //! request in flight is its own thread (a lane) with blocking I/O: one
 //! persistent HTTP/1.1 connection (`--keepalive on`) or a new connection per
 //! request with `Connection: close` (`--keepalive off`). Buffers are reused;
-//! nothing is allocated per request except on errors.
+//! nothing is allocated per request except on errors. Every TCP connection
+//! opened is counted (`connects`), so a server that closes keep-alive
+//! connections anyway shows as one connect per response.
 
 use crate::plan::{Plan, Tally};
-use crate::stats::Shared;
+use crate::stats::{Counters, Shared};
 use crate::workload::{Lane, Request};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -59,9 +61,9 @@ pub fn run(conf: &Conf, mut lane: Lane, plan: &Plan, shared: Shared) {
         let Some(r) = lane.next() else { break };
         let scrape = matches!(r, Request::Scrape(_));
         encode(&mut req, &r, conf);
-        let outcome = exchange(conf, &mut conn, &req, &mut resp, plan, scrape);
-        now = plan.now();
         let c = &mut tally.c;
+        let outcome = exchange(conf, &mut conn, &req, &mut resp, plan, scrape, c);
+        now = plan.now();
         match outcome {
             Outcome::Announce => {
                 c.announces += 1;
@@ -81,9 +83,10 @@ pub fn run(conf: &Conf, mut lane: Lane, plan: &Plan, shared: Shared) {
     tally.hand_over(plan, plan.now());
 }
 
-/// Sends one request and reads its reply, connecting first if needed. A
-/// reused keep-alive connection that the server closed meanwhile is
-/// reconnected once, as browsers do.
+/// Sends one request and reads its reply, connecting first if needed (each
+/// connection opened counts in `c.connects`). A reused keep-alive
+/// connection that the server closed meanwhile is reconnected once, as
+/// browsers do.
 fn exchange(
     conf: &Conf,
     conn: &mut Option<TcpStream>,
@@ -91,6 +94,7 @@ fn exchange(
     resp: &mut [u8],
     plan: &Plan,
     scrape: bool,
+    c: &mut Counters,
 ) -> Outcome {
     for attempt in 0..2 {
         let reused = conn.is_some();
@@ -98,6 +102,7 @@ fn exchange(
             let t = Duration::from_nanos(plan.timeout_ns);
             match TcpStream::connect_timeout(&conf.addr, t) {
                 Ok(s) => {
+                    c.connects += 1;
                     let _ = s.set_nodelay(true);
                     let _ = s.set_read_timeout(Some(t));
                     let _ = s.set_write_timeout(Some(t));

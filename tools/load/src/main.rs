@@ -1,6 +1,7 @@
 //! hayate-load: a load generator for BitTorrent trackers (BEP 15 UDP and
 //! HTTP), std only. `run` keeps a churning peer population announcing for a
-//! duration, closed loop or open loop; `fill` announces a peer set once.
+//! duration, closed loop or open loop; `fill` announces a peer set once;
+//! `hashes` writes the info hashes a run would use (an allowlist).
 //!
 //! Threads: main parses, spawns the senders, then reports (one table row per
 //! `--report-every`, a summary at the end). Over UDP a sender is a thread
@@ -15,7 +16,7 @@ mod stats;
 mod udp;
 mod workload;
 
-use args::{Opts, Target};
+use args::{Mode, Opts, Target};
 use plan::Plan;
 use stats::{Counters, Shared};
 use std::collections::HashMap;
@@ -49,22 +50,32 @@ fn main() {
         o.numwant,
         o.seed,
     ));
-    if let Some(path) = &o.print_hashes {
+    let hashes_to = match (o.mode, o.print_hashes.as_deref()) {
+        (Mode::Hashes, None) => Some("-"),
+        (_, to) => to,
+    };
+    if let Some(path) = hashes_to {
         if let Err(e) = write_hashes(path, &work) {
             eprintln!("hayate-load: {path}: {e}");
             std::process::exit(1);
         }
     }
-    let ok = if o.fill {
-        fill(&o, &work)
-    } else {
-        run(&o, &work)
+    let ok = match o.mode {
+        Mode::Run => run(&o, &work),
+        Mode::Fill => fill(&o, &work),
+        Mode::Hashes => true,
     };
     std::process::exit(if ok { 0 } else { 1 });
 }
 
+/// The info hashes as 40-hex lines into `path` (`-`: stdout).
 fn write_hashes(path: &str, work: &Workload) -> std::io::Result<()> {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let out: Box<dyn Write> = if path == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(path)?)
+    };
+    let mut f = std::io::BufWriter::new(out);
     for h in &work.hashes {
         for b in h {
             write!(f, "{b:02x}")?;

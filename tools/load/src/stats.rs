@@ -22,7 +22,7 @@ pub struct Counters {
     pub announces: u64,
     /// Scrape replies.
     pub scrapes: u64,
-    /// UDP connect replies.
+    /// UDP connect replies; over HTTP, TCP connections opened.
     pub connects: u64,
     /// Requests with no reply within `--timeout`.
     pub timeouts: u64,
