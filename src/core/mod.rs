@@ -6,6 +6,7 @@ pub mod announce;
 pub mod index;
 pub mod local;
 pub mod peers;
+pub mod records;
 pub mod small;
 pub mod store;
 pub mod swarm;
