@@ -233,7 +233,11 @@ impl Swarm {
         let Peers::Big(big) = &self.peers else {
             return;
         };
-        if big.v4.len() + big.v6.len() >= SMALL_MAX / 2 {
+        let total = big.v4.len() + big.v6.len();
+        if total >= SMALL_MAX / 2 || total == 0 {
+            // Empty: the caller drops the swarm (the reaper after letting
+            // go of the stripe); packing it first would only free under
+            // the lock.
             return;
         }
         let mut packed = Box::default();
