@@ -199,7 +199,7 @@ pub fn bits_v6(p: &V6Peer) -> u128 {
 }
 
 /// Positions `0..n` in a random order: a random start and a stride
-/// coprime to `n` visit each position once (as `PeerList::sample` does).
+/// coprime to `n` visit each position once (as `peers::sample` does).
 #[derive(Debug)]
 struct Walk {
     pos: usize,
@@ -253,7 +253,7 @@ impl Default for Scratch {
     }
 }
 
-/// Like `PeerList::sample`, but hands out the peers `group` puts in
+/// Like `peers::sample`, but hands out the peers `group` puts in
 /// `Subnet` first, then `Network`, then `Other`: up to `want` distinct
 /// peers, never the one at `exclude`, leechers only for a seeder.
 ///
@@ -351,7 +351,7 @@ mod tests {
     use crate::clock::Clock;
     use crate::config::Config;
     use crate::core::announce::{Announce, Gauges, PeerBuf, Tracker};
-    use crate::core::peers::PeerList;
+    use crate::core::peers::{upsert, PeerList};
     use crate::core::swarm::{Delta, PeerUpdate, Swarm};
     use crate::core::Event;
     use std::collections::HashSet;
@@ -453,7 +453,7 @@ mod tests {
     fn list(n: u32) -> PeerList<P> {
         let mut l = PeerList::default();
         for k in 0..n {
-            l.upsert(P(k), k % 3 == 0);
+            upsert(&mut l, P(k), k % 3 == 0);
         }
         l
     }
@@ -571,7 +571,7 @@ mod tests {
             let mut l = PeerList::default();
             let near: Vec<u32> = (0..3).map(|_| rng.below(SCAN_PEERS) as u32).collect();
             for k in 0..SCAN_PEERS as u32 {
-                l.upsert(P(k), k % 2 == 0);
+                upsert(&mut l, P(k), k % 2 == 0);
             }
             let group = |p: &P| {
                 if near.contains(&p.0) {

@@ -337,18 +337,13 @@ impl<P: PeerRecord> PeerList<P> {
     }
 
     /// Gives back spare capacity when over half of it is unused.
-    pub fn shrink(&mut self) {
+    fn shrink(&mut self) {
         if self.peers.capacity() > 2 * self.peers.len() + 4 {
             self.peers.shrink_to_fit();
         }
         if let Some(index) = self.index.as_mut() {
             index.shrink(&self.peers);
         }
-    }
-
-    /// All peers, seeders first.
-    pub fn as_slice(&self) -> &[P] {
-        &self.peers
     }
 
     /// Heap bytes this list owns (for memory accounting in benches).
@@ -358,16 +353,6 @@ impl<P: PeerRecord> PeerList<P> {
             .as_ref()
             .map_or(0, |m| m.heap_bytes() + std::mem::size_of::<PosIndex>());
         self.peers.capacity() * std::mem::size_of::<P>() + index
-    }
-
-    /// Inserts or replaces the peer with `record`'s key (see `upsert`).
-    pub fn upsert(&mut self, record: P, seeder: bool) -> Upserted<P> {
-        upsert(self, record, seeder)
-    }
-
-    /// Removes the peer with this key (see `remove`).
-    pub fn remove(&mut self, key: &P::Key) -> Option<(P, bool)> {
-        remove(self, key)
     }
 
     /// Keeps only the peers for which `keep` (a pure test) is true (see
@@ -428,18 +413,6 @@ impl<P: PeerRecord> PeerList<P> {
         self.index =
             (self.peers.len() >= INDEX_UNTIL).then(|| Box::new(PosIndex::build(&self.peers)));
         (gone_seeders, gone_leechers)
-    }
-
-    /// Random peers (see `sample`).
-    pub fn sample(
-        &self,
-        want: usize,
-        for_seeder: bool,
-        exclude: Option<usize>,
-        rng: &mut Rng,
-        out: impl FnMut(&P),
-    ) {
-        sample(self, want, for_seeder, exclude, rng, out)
     }
 }
 
@@ -517,36 +490,36 @@ mod tests {
     #[test]
     fn upsert_moves_between_parts() {
         let mut l = PeerList::default();
-        l.upsert(P(1, 0), false);
-        l.upsert(P(2, 0), true);
-        l.upsert(P(3, 0), false);
+        upsert(&mut l, P(1, 0), false);
+        upsert(&mut l, P(2, 0), true);
+        upsert(&mut l, P(3, 0), false);
         check(&l, &[2], &[1, 3]);
-        let u = l.upsert(P(1, 5), true);
+        let u = upsert(&mut l, P(1, 5), true);
         assert_eq!(u.previous, Some(P(1, 0)));
         assert_eq!(l.get(u.index), Some(P(1, 5)));
         check(&l, &[1, 2], &[3]);
-        l.upsert(P(2, 6), false);
+        upsert(&mut l, P(2, 6), false);
         check(&l, &[1], &[2, 3]);
-        assert_eq!(l.remove(&1), Some((P(1, 5), true)));
+        assert_eq!(remove(&mut l, &1), Some((P(1, 5), true)));
         check(&l, &[], &[2, 3]);
-        assert_eq!(l.remove(&9), None);
+        assert_eq!(remove(&mut l, &9), None);
     }
 
     #[test]
     fn index_stays_consistent_across_growth_and_shrink() {
         let mut l = PeerList::default();
         for k in 0..200u32 {
-            l.upsert(P(k, k), k % 3 == 0);
+            upsert(&mut l, P(k, k), k % 3 == 0);
         }
         assert!(l.index.is_some());
         let seeders: Vec<u32> = (0..200).filter(|k| k % 3 == 0).collect();
         let leechers: Vec<u32> = (0..200).filter(|k| k % 3 != 0).collect();
         check(&l, &seeders, &leechers);
         for k in (0..200u32).step_by(2) {
-            l.upsert(P(k, k), k % 4 == 0);
+            upsert(&mut l, P(k, k), k % 4 == 0);
         }
         for k in 0..190u32 {
-            l.remove(&k);
+            remove(&mut l, &k);
         }
         assert!(l.index.is_none());
         let rest: Vec<u32> = (190..200).collect();
@@ -564,7 +537,7 @@ mod tests {
         for n in [0u32, 1, 2, 5, 60, 300] {
             let mut l = PeerList::default();
             for k in 0..n {
-                l.upsert(P(k, k % 7), k % 2 == 0);
+                upsert(&mut l, P(k, k % 7), k % 2 == 0);
             }
             let (s, le) = l.retain(|p| p.1 >= 3);
             let gone = (0..n).filter(|k| k % 7 < 3);
@@ -583,13 +556,13 @@ mod tests {
         for n in [1u32, 2, 3, 10, 64, 1000] {
             let mut l = PeerList::default();
             for k in 0..n {
-                l.upsert(P(k, 0), k % 4 == 0);
+                upsert(&mut l, P(k, 0), k % 4 == 0);
             }
             for want in [0usize, 1, 5, 50, 5000] {
                 for for_seeder in [false, true] {
                     let me = l.find(&0).unwrap_or(0);
                     let mut got = Vec::new();
-                    l.sample(want, for_seeder, Some(me), &mut rng, |p| got.push(p.0));
+                    sample(&l, want, for_seeder, Some(me), &mut rng, |p| got.push(p.0));
                     let mut uniq = got.clone();
                     uniq.sort();
                     uniq.dedup();
@@ -618,11 +591,11 @@ mod tests {
         let mut rng = Rng::from_seed(1);
         let mut l = PeerList::default();
         for k in 0..500u32 {
-            l.upsert(P(k, 0), false);
+            upsert(&mut l, P(k, 0), false);
         }
         let mut seen = vec![false; 500];
         for _ in 0..200 {
-            l.sample(10, false, None, &mut rng, |p| seen[p.0 as usize] = true);
+            sample(&l, 10, false, None, &mut rng, |p| seen[p.0 as usize] = true);
         }
         assert!(seen.iter().filter(|&&s| s).count() > 490);
     }
