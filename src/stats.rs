@@ -120,6 +120,8 @@ pub struct WorkerStats {
     pub udp_connid_refused: [AtomicU64; 2],
     /// UDP replies the socket did not take.
     pub udp_dropped_replies: AtomicU64,
+    /// UDP turns that ended with datagrams still waiting.
+    pub udp_busy_turns: AtomicU64,
     /// UDP bytes read.
     pub udp_bytes_in: AtomicU64,
     /// UDP bytes written.
@@ -362,6 +364,11 @@ impl Stats {
             "hayate_udp_dropped_replies_total",
             "UDP replies the socket would not take (buffer full).",
             &[("", self.sum(|w| &w.udp_dropped_replies))],
+        );
+        page.counter(
+            "hayate_udp_busy_turns_total",
+            "Turns in which a worker served its most datagrams from one UDP socket and more were waiting.",
+            &[("", self.sum(|w| &w.udp_busy_turns))],
         );
         page.counter(
             "hayate_bytes_received_total",

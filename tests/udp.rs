@@ -416,3 +416,44 @@ fn invalid_event_gets_an_error_reply() {
     assert!(error_text(&r).contains("invalid event"));
     s.shutdown();
 }
+
+/// A socket whose turn ran out with datagrams still waiting leaves the
+/// poll until it is drained (udp/front.rs); it must come back. After a
+/// burst that outruns a turn, lone requests that arrive while the worker
+/// sleeps are still answered, over IPv4 and IPv6.
+#[test]
+fn busy_socket_rejoins_the_poll_once_drained() {
+    let mut c = config();
+    c.workers = 1;
+    let s = start(c);
+    let busy_turns =
+        || metric(&get(v4(&s), "/stats").text(), "hayate_udp_busy_turns_total").unwrap_or(0);
+    for (i, addr) in [u4(&s), u6(&s)].into_iter().enumerate() {
+        let before = busy_turns();
+        let flood = UdpSocket::bind(if addr.is_ipv4() {
+            "127.0.0.1:0"
+        } else {
+            "[::1]:0"
+        })
+        .unwrap();
+        let mut connect = PROTOCOL_ID.to_be_bytes().to_vec();
+        connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+        let mut bursts = 0;
+        while busy_turns() == before {
+            assert!(bursts < 20, "{addr}: no burst of 5,000 outran a turn");
+            for _ in 0..5_000 {
+                let _ = flood.send_to(&connect, addr);
+            }
+            bursts += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut client = Client::new(addr);
+        for k in 0..3u8 {
+            // Long enough for the worker to drain the burst and sleep.
+            std::thread::sleep(Duration::from_millis(300));
+            let r = client.announce([100 + 10 * i as u8 + k; 20], 5, -1);
+            assert_eq!((r.leechers, r.seeders), (1, 0), "{addr}");
+        }
+    }
+    s.shutdown();
+}
