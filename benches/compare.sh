@@ -22,7 +22,7 @@
 # ratios and verdicts use. benches/README.md says how to read the output.
 #
 # Knobs (environment): SCENARIOS (default: all five, in the order above),
-# PAIRS (3), SECONDS (30; bash counts SECONDS up from the value it inherits,
+# PAIRS (5), SECONDS (30; bash counts SECONDS up from the value it inherits,
 # so it is read first thing), BENCH_PORT (3000; TCP and UDP must be free),
 # HTTP_CONCURRENCY (16 connections in flight), MEM_PEERS (1M),
 # MEM_TORRENTS (200k), LATENCY_RATE (requests/s; default: half of hayate's
@@ -36,7 +36,7 @@ secs=${SECONDS:-0}
 set -euo pipefail
 cd "$(dirname "$0")/.."
 (( secs >= 2 )) || secs=30
-pairs=${PAIRS:-3}
+pairs=${PAIRS:-5}
 scenarios=${SCENARIOS:-udp http-close http-keepalive memory latency}
 port=${BENCH_PORT:-3000}
 http_conc=${HTTP_CONCURRENCY:-16}
@@ -448,11 +448,17 @@ for scen, (other, target) in targets.items():
         x = m[name]
         print(f"  {name:<12} {x['rps']:9.0f} resp/s {x['us']:7.2f} us/resp  tracker core {x['busy'] * 100:3.0f}%"
               f"  capacity {x['cap']:9.0f}/s{extra}")
-    cap = m["hayate"]["cap"] / m[other]["cap"] if m[other]["cap"] else 0
-    rps = m["hayate"]["rps"] / m[other]["rps"] if m[other]["rps"] else 0
+    # The verdict is the median of the per-pair ratios: each pair ran back
+    # to back, so drift of the machine between pairs cancels out of it. The
+    # ratio of the two medians (printed too) takes each tracker's median
+    # from different pairs, where that drift does not cancel.
     ratios = sorted(float(a[7]) / float(b[7]) for a, b in zip(h, o) if float(b[7]) > 0)
-    spread = f" (per pair {ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
-    print(f"  ratio hayate/{other}: capacity {cap:.2f}x{spread}, responses/s {rps:.2f}x, "
+    cap = statistics.median(ratios) if ratios else 0
+    of_medians = m["hayate"]["cap"] / m[other]["cap"] if m[other]["cap"] else 0
+    rps = m["hayate"]["rps"] / m[other]["rps"] if m[other]["rps"] else 0
+    pairs_text = " ".join(f"{x:.2f}" for x in ratios)
+    print(f"  ratio hayate/{other}: capacity {cap:.2f}x (median of the pairs: {pairs_text}; "
+          f"ratio of the medians {of_medians:.2f}x), responses/s {rps:.2f}x, "
           f"CPU per response {m['hayate']['us'] / m[other]['us']:.2f}x (lower is better)")
     idle = [n for n in m if m[n]["busy"] < 0.9]
     if idle:
