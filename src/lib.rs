@@ -4,8 +4,9 @@
 //! (binds, spawns the threads, returns a [`Server`] handle with the bound
 //! addresses) and [`run`] (the binary's main loop: start, wait for a
 //! signal or a dead thread, stop).
-// `deny`, not `forbid`: one module (`udp::batch`, batched UDP system
-// calls) allows it, with a SAFETY note on each block.
+// `deny`, not `forbid`: two modules (`udp::batch`, batched UDP system
+// calls; `http::defer`, one socket option) allow it, with a SAFETY note
+// on each block.
 #![deny(unsafe_code)]
 
 pub mod access;

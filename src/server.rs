@@ -24,6 +24,7 @@ use crate::access::{self, AccessList};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::announce::Tracker;
+use crate::http::defer;
 use crate::http::limits::{ConnLimiter, FullScrapeLimiter};
 use crate::http::server::HttpFront;
 use crate::live::Live;
@@ -323,14 +324,19 @@ fn probe_free(addr: SocketAddr, ty: Type) -> io::Result<()> {
 }
 
 /// One non-blocking SO_REUSEPORT listener (IPv6 sockets IPV6_V6ONLY, so
-/// `0.0.0.0` and `[::]` can both be bound), with TCP_NODELAY: Linux copies
-/// it to every accepted socket, which saves a `setsockopt` per connection.
+/// `0.0.0.0` and `[::]` can both be bound), with TCP_NODELAY (Linux copies
+/// it to every accepted socket, which saves a `setsockopt` per connection)
+/// and TCP_DEFER_ACCEPT (`http::defer`).
 fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.set_nodelay(true)?;
+    if let Err(e) = defer::set_defer_accept(&socket, defer::DEFER_SECS) {
+        // Only a cost: connections are then accepted at the handshake.
+        log::warn!("http {addr}: TCP_DEFER_ACCEPT refused: {e}");
+    }
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
@@ -481,6 +487,19 @@ mod tests {
             listener.set_nonblocking(false).unwrap();
             let (accepted, _) = listener.accept().unwrap();
             assert!(accepted.nodelay().unwrap(), "{addr}");
+        }
+    }
+
+    /// Listeners defer accepting until a connection's first data.
+    #[test]
+    fn listeners_defer_accept() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let listener = bind_tcp(addr.parse().unwrap()).unwrap();
+            assert_eq!(
+                defer::defer_accept(&listener).unwrap(),
+                defer::DEFER_SECS,
+                "{addr}"
+            );
         }
     }
 }

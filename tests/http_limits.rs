@@ -307,3 +307,30 @@ fn served_connections_stop_counting_before_the_next_accept() {
         Some(0)
     );
 }
+
+/// The listeners defer accepting until a connection's first data
+/// (`http::defer`, 1 s): a client silent for longer than that is still
+/// accepted and served, over IPv4 and IPv6, and the connection counts as
+/// open while it waits.
+#[test]
+fn silent_clients_are_accepted_after_the_defer_and_served() {
+    let s = start(config());
+    let mut conns: Vec<TcpStream> = [v4(&s), v6(&s)]
+        .into_iter()
+        .map(|a| TcpStream::connect(a).unwrap())
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            metric(&s.shared().stats.render(), "hayate_http_connections_open") == Some(2)
+        }),
+        "silent connections were never accepted"
+    );
+    for c in &mut conns {
+        let target = announce(&[0xCD; 20], 6881, 1, "");
+        write!(c, "GET {target} HTTP/1.0\r\nHost: t\r\n\r\n").unwrap();
+        let r = read_response(c).expect("a reply");
+        assert_eq!(r.status, 200);
+        assert_eq!(failure(&r.bencode()), None);
+    }
+    s.shutdown();
+}

@@ -5,6 +5,7 @@
 
 pub mod client_ip;
 pub mod conn;
+pub mod defer;
 pub mod limits;
 pub mod percent;
 pub mod query;

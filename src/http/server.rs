@@ -213,7 +213,8 @@ impl HttpFront {
         };
         self.conns[slot] = Some(Conn::new(stream, peer, Instant::now()));
         // Serve first, register after: a connection-per-request client's
-        // request is usually there by the time we accept, so it is served
+        // request is there by the time we accept (the listener defers
+        // accepting until data arrives, `http::defer`), so it is served
         // and closed without an epoll_ctl ADD and DEL. Registering later
         // loses nothing: an edge-triggered ADD reports readiness that is
         // already there.
