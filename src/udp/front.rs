@@ -20,11 +20,12 @@
 //! interrupt while it polls (NAPI): the worker serves it from the pending
 //! list, and it goes back into the poll the first time `recvmmsg` finds
 //! nothing. While a socket is in an epoll set, the kernel walks its wait
-//! queue into epoll for every datagram *sent* (`sock_wfree` → write-space
-//! wakeup) and every datagram received; out of it, neither. Measured with
-//! both builds on one core at once (each under its own
-//! aquatic_udp_load_test on the other core, so machine drift hits both
-//! alike; 5 rounds of 10 s, both orders): CPU per request 3.7–4.1% lower.
+//! queue into epoll for every datagram it *sends* (`sock_wfree` →
+//! write-space wakeup, on this worker's CPU) and every datagram that
+//! arrives (on the sender's CPU); out of it, neither. Measured with both
+//! builds on one core at once (each under its own aquatic_udp_load_test
+//! on the other core, so machine drift hits both alike; two sets of 4–5
+//! rounds of 10 s, both orders): CPU per request 3.2–3.9% lower.
 //! It costs two `epoll_ctl` calls per busy spell of at least
 //! `DATAGRAMS_PER_TURN` datagrams; `hayate_udp_busy_turns_total` counts
 //! the turns that ran out.
