@@ -4,9 +4,8 @@
 //! (binds, spawns the threads, returns a [`Server`] handle with the bound
 //! addresses) and [`run`] (the binary's main loop: start, wait for a
 //! signal or a dead thread, stop).
-// `deny`, not `forbid`: two modules (`udp::batch`, batched UDP system
-// calls; `http::defer`, one socket option) allow it, with a SAFETY note
-// on each block.
+// `deny`, not `forbid`: one module (`sys`, the system calls std, mio and
+// socket2 lack) allows it, with a SAFETY note on each block.
 #![deny(unsafe_code)]
 
 pub mod access;
@@ -21,6 +20,7 @@ pub mod rng;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
+pub mod sys;
 pub mod udp;
 pub mod worker;
 

@@ -24,12 +24,12 @@ use crate::access::{self, AccessList};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::core::announce::Tracker;
-use crate::http::defer;
 use crate::http::limits::{ConnLimiter, FullScrapeLimiter};
 use crate::http::server::HttpFront;
 use crate::live::Live;
 use crate::snapshot::{self, SaveTimer};
 use crate::stats::{Stats, WorkerStats};
+use crate::sys::defer;
 use crate::udp::connid::ConnIds;
 use crate::udp::front::UdpFront;
 use crate::worker::{Worker, WAKER};
@@ -326,7 +326,7 @@ fn probe_free(addr: SocketAddr, ty: Type) -> io::Result<()> {
 /// One non-blocking SO_REUSEPORT listener (IPv6 sockets IPV6_V6ONLY, so
 /// `0.0.0.0` and `[::]` can both be bound), with TCP_NODELAY (Linux copies
 /// it to every accepted socket, which saves a `setsockopt` per connection)
-/// and TCP_DEFER_ACCEPT (`http::defer`).
+/// and TCP_DEFER_ACCEPT (`sys::defer`).
 fn bind_tcp(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {

@@ -309,7 +309,7 @@ fn served_connections_stop_counting_before_the_next_accept() {
 }
 
 /// The listeners defer accepting until a connection's first data
-/// (`http::defer`, 1 s): a client silent for longer than that is still
+/// (`sys::defer`, 1 s): a client silent for longer than that is still
 /// accepted and served, over IPv4 and IPv6, and the connection counts as
 /// open while it waits.
 #[test]

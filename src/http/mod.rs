@@ -5,7 +5,6 @@
 
 pub mod client_ip;
 pub mod conn;
-pub mod defer;
 pub mod limits;
 pub mod percent;
 pub mod query;

@@ -202,8 +202,8 @@ impl HttpFront {
         }
         WorkerStats::bump(&stats.http_accepted);
         // TCP_NODELAY comes from the listener (`server::bind_tcp`): one
-        // system call less per connection, 2% less CPU per request with a
-        // connection per request (both builds on one core at once, 4 rounds).
+        // system call less per connection, 1.5-2.2% less CPU per request
+        // with a connection per request (`benches/same-core.sh http`, 4 rounds).
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -214,7 +214,7 @@ impl HttpFront {
         self.conns[slot] = Some(Conn::new(stream, peer, Instant::now()));
         // Serve first, register after: a connection-per-request client's
         // request is there by the time we accept (the listener defers
-        // accepting until data arrives, `http::defer`), so it is served
+        // accepting until data arrives, `sys::defer`), so it is served
         // and closed without an epoll_ctl ADD and DEL. Registering later
         // loses nothing: an edge-triggered ADD reports readiness that is
         // already there.

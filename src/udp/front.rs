@@ -2,7 +2,7 @@
 //! address, and the handling of each datagram: decode, check the
 //! connection ID, call the core, encode, send.
 //!
-//! Datagrams come in and replies go out `batch::BATCH` (32) per system
+//! Datagrams come in and replies go out `sys::mmsg::BATCH` (32) per system
 //! call (`recvmmsg`/`sendmmsg`, `batch.rs`). Measured with one worker on
 //! one core under aquatic_udp_load_test on the other (100k torrents,
 //! 200k peers, announce 100 : scrape 1; 15 s runs alternated, the 2-core
@@ -39,7 +39,6 @@ use std::sync::Arc;
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use super::batch::{RecvBatch, SendBatch};
 use super::codec::{self, AnnounceRequest, Request};
 use super::connid::Refused;
 use crate::access::AccessList;
@@ -50,6 +49,7 @@ use crate::http::client_ip::canonical;
 use crate::rng::Rng;
 use crate::server::{Env, Shared};
 use crate::stats::{Family, WorkerStats, PROTO_UDP};
+use crate::sys::mmsg::{RecvBatch, SendBatch};
 
 /// Socket `i` has token `UDP_BASE + i`.
 pub const UDP_BASE: usize = 1 << 12;
@@ -62,7 +62,7 @@ pub const MAX_UDP_PEERS_V6: usize = 66;
 pub const MAX_UDP_SCRAPE_HASHES: usize = 74;
 /// Datagrams served per socket per wakeup (fairness with HTTP).
 const DATAGRAMS_PER_TURN: usize = 256;
-// Receive slots (`batch::RECV_SLOT`, 2,048 bytes) are larger than any
+// Receive slots (`sys::mmsg::RECV_SLOT`, 2,048 bytes) are larger than any
 // request we accept (98 bytes + BEP 41 options up to `MAX_URL_DATA`, or a
 // scrape of `MAX_UDP_SCRAPE_HASHES`); anything longer is truncated by the
 // kernel and then fails to decode.

@@ -2,7 +2,6 @@
 //! HTTP: the codec (`codec`), stateless connection IDs (`connid`), and the
 //! per-worker sockets and request handling (`front`).
 
-pub mod batch;
 pub mod codec;
 pub mod connid;
 pub mod front;

@@ -1,8 +1,7 @@
 //! TCP_DEFER_ACCEPT on the HTTP listeners: the kernel hands a connection
 //! to `accept` only once its first data has arrived, not at the end of
 //! the handshake. socket2 does not offer the option, so this is a raw
-//! `setsockopt`: with `udp::batch`, the crate's only `unsafe`.
-#![allow(unsafe_code)]
+//! `setsockopt`.
 //!
 //! Why (issue 5): with a connection per request, the worker used to
 //! accept many connections (a fifth, under hayate-load with 16 in flight)
