@@ -35,6 +35,8 @@
 secs=${SECONDS:-0}
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/udp-conf.sh
+. benches/udp-conf.sh
 (( secs >= 2 )) || secs=30
 pairs=${PAIRS:-5}
 scenarios=${SCENARIOS:-udp http-close http-keepalive memory latency}
@@ -143,9 +145,7 @@ trap 'exit 2' INT TERM
 "$load" hashes --torrents "$mem_torrents" --print-hashes "$work/allow-mem.txt"
 chmod 644 "$work"/allow-*.txt
 
-aquatic_udp -p > "$work/aquatic.toml" 2>/dev/null || true
-sed -i -e 's/^socket_workers = .*/socket_workers = 1/' \
-    -e "s/^address = .*/address = \"127.0.0.1:$port\"/" "$work/aquatic.toml"
+aquatic_conf "$work/aquatic.toml" "$port"
 
 # start NAME [ARGS...]: starts tracker NAME pinned to core 0 (pid in $tpid),
 # waits until its port is bound.
@@ -258,18 +258,6 @@ measure() {
         }'
 }
 
-udp_load_conf() {
-    aquatic_udp_load_test -p > "$work/load.toml" 2>/dev/null || true
-    sed -i -e "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/" \
-        -e "s/^duration = .*/duration = $secs/" \
-        -e "s/^summarize_last = .*/summarize_last = $((secs - warm))/" \
-        -e 's/^number_of_torrents = .*/number_of_torrents = 100000/' \
-        -e 's/^number_of_peers = .*/number_of_peers = 200000/' \
-        -e 's/^weight_connect = .*/weight_connect = 0/' \
-        -e 's/^weight_announce = .*/weight_announce = 100/' \
-        -e 's/^weight_scrape = .*/weight_scrape = 1/' "$work/load.toml"
-}
-
 # --- Scenarios. ---------------------------------------------------------
 
 echo "compare: $(date -u +%FT%TZ), scenarios: $scenarios; $pairs pair(s) x ${secs}s (first ${warm}s left out); port $port"
@@ -279,7 +267,7 @@ echo "compare: hayate $(git describe --always --dirty 2>/dev/null || echo '?') -
 : > "$work/results"
 
 if wants udp; then
-    udp_load_conf
+    udp_load_conf "$work/load.toml" "$port" "$secs" $((secs - warm))
     echo
     echo "== udp: aquatic_udp_load_test, 1 load worker, 100k torrents, 200k peers, announce 100 : scrape 1"
     echo "   judged on capacity (responses per tracker-core-second): one load core often cannot saturate one tracker core"

@@ -18,6 +18,8 @@
 secs=${SECONDS:-0}
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/udp-conf.sh
+. benches/udp-conf.sh
 (( secs >= 2 )) || secs=10
 rounds=${ROUNDS:-4}
 tcore=${TRACKER_CORE:-0} lcore=${LOAD_CORE:-1}
@@ -41,9 +43,7 @@ fi
 start() {
     local port=$((3050 + $3))
     if [[ $2 == aquatic_udp ]]; then
-        aquatic_udp -p > "$work/aq.toml" 2>/dev/null || true
-        sed -i -e 's/^socket_workers = .*/socket_workers = 1/' \
-            -e "s/^address = .*/address = \"127.0.0.1:$port\"/" "$work/aq.toml"
+        aquatic_conf "$work/aq.toml" "$port"
         taskset -c "$tcore" aquatic_udp -c "$work/aq.toml" > "$work/t$3.log" 2>&1 &
     elif [[ $mode == udp ]]; then
         taskset -c "$tcore" "$2" --config /dev/null --workers 1 --log-level warn \
@@ -60,14 +60,7 @@ start() {
 load_for() {
     local port=$((3050 + $1)) run=$((secs + 6))
     if [[ $mode == udp ]]; then
-        aquatic_udp_load_test -p > "$work/load$1.toml" 2>/dev/null || true
-        sed -i -e "s/^server_address = .*/server_address = \"127.0.0.1:$port\"/" \
-            -e "s/^duration = .*/duration = $run/" -e "s/^summarize_last = .*/summarize_last = $secs/" \
-            -e 's/^number_of_torrents = .*/number_of_torrents = 100000/' \
-            -e 's/^number_of_peers = .*/number_of_peers = 200000/' \
-            -e 's/^weight_connect = .*/weight_connect = 0/' \
-            -e 's/^weight_announce = .*/weight_announce = 100/' \
-            -e 's/^weight_scrape = .*/weight_scrape = 1/' "$work/load$1.toml"
+        udp_load_conf "$work/load$1.toml" "$port" "$run" "$secs"
         taskset -c "$lcore" aquatic_udp_load_test -c "$work/load$1.toml" > "$work/load$1.out" 2>&1 &
         echo $! > "$work/lpid$1"
     else
