@@ -11,6 +11,10 @@
 #   benches/same-core.sh udp  BIN_A BIN_B   two hayate builds, aquatic_udp_load_test each
 #   benches/same-core.sh udp  BIN_A aquatic_udp                 the same against aquatic_udp
 #   benches/same-core.sh http BIN_A BIN_B   two hayate builds, hayate-load --keepalive off each
+#   benches/same-core.sh http BIN_A opentracker                 the same against Debian's opentracker
+#
+# Over HTTP both trackers check the same 100k-hash allowlist (Debian's
+# opentracker is a whitelist build), as in `make bench-compare`.
 #
 # Knobs (environment): ROUNDS (4), SECONDS (10 measured per round), TRACKER_CORE (0),
 # LOAD_CORE (1). Swap A and B between invocations too: a slot can be a
@@ -28,6 +32,8 @@ case $mode in udp | http) ;; *) sed -n '2,20p' "$0"; exit 2 ;; esac
 if [ -z "$a" ] || [ -z "$b" ]; then sed -n "2,20p" "$0"; exit 2; fi
 load=tools/load/target/release/hayate-load
 work=$(mktemp -d)
+# opentracker drops to user nobody, which must read its whitelist here.
+chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -36,7 +42,11 @@ if [[ $mode == udp ]]; then
     command -v aquatic_udp_load_test >/dev/null || { echo "same-core: needs aquatic_udp_load_test (make bench-compare installs it)"; exit 2; }
     [[ $b != aquatic_udp ]] || command -v aquatic_udp >/dev/null || { echo "same-core: needs aquatic_udp"; exit 2; }
 else
+    [[ $b != opentracker ]] || command -v opentracker >/dev/null || { echo "same-core: needs opentracker (make bench-compare installs it)"; exit 2; }
     [ -x "$load" ] || make -s load
+    # hayate-load's default seed: these are the hashes it sends.
+    "$load" hashes --torrents 100k --print-hashes "$work/allow.txt"
+    chmod 644 "$work/allow.txt"
 fi
 
 # start NAME BIN SLOT: a tracker on port 3050+SLOT (UDP or HTTP).
@@ -45,12 +55,16 @@ start() {
     if [[ $2 == aquatic_udp ]]; then
         aquatic_conf "$work/aq.toml" "$port"
         taskset -c "$tcore" aquatic_udp -c "$work/aq.toml" > "$work/t$3.log" 2>&1 &
+    elif [[ $2 == opentracker ]]; then
+        # -i before -p/-P: the ports bind on the address named before them.
+        taskset -c "$tcore" opentracker -i 127.0.0.1 -p "$port" -P "$port" -w "$work/allow.txt" \
+            > "$work/t$3.log" 2>&1 &
     elif [[ $mode == udp ]]; then
         taskset -c "$tcore" "$2" --config /dev/null --workers 1 --log-level warn \
             --http-listen 127.0.0.1:0 --udp-listen "127.0.0.1:$port" > "$work/t$3.log" 2>&1 &
     else
         taskset -c "$tcore" "$2" --config /dev/null --workers 1 --log-level warn \
-            --udp-listen 127.0.0.1:0 --http-listen "127.0.0.1:$port" \
+            --udp-listen 127.0.0.1:0 --http-listen "127.0.0.1:$port" --allowlist "$work/allow.txt" \
             --http-max-connections-per-ip 100000 > "$work/t$3.log" 2>&1 &
     fi
     echo $! > "$work/pid$3"
@@ -84,6 +98,15 @@ for r in $(seq "$rounds"); do
     start A "$a" 0
     start B "$b" 1
     sleep 1.5
+    if [[ $b == opentracker ]]; then
+        # It reads its whitelist in a thread after binding: wait until a
+        # whitelisted hash is accepted (over its UDP port).
+        for _ in $(seq 50); do
+            "$load" fill --udp 127.0.0.1:3051 --peers 1 --torrents 100k --timeout 200ms \
+                2>/dev/null | grep -q '^fill: 1 of 1 ' && break
+            sleep 0.2
+        done
+    fi
     load_for 0
     load_for 1
     sleep 5
