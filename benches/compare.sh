@@ -35,8 +35,8 @@
 secs=${SECONDS:-0}
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=benches/udp-conf.sh
-. benches/udp-conf.sh
+# shellcheck source=benches/shared.sh
+. benches/shared.sh
 (( secs >= 2 )) || secs=30
 pairs=${PAIRS:-5}
 scenarios=${SCENARIOS:-udp http-close http-keepalive memory latency}
@@ -190,12 +190,6 @@ await_whitelist() { # TORRENTS
 
 finish() { stop "$tpid"; tpid=; }
 
-ticks() { # PID: utime + stime in clock ticks, all threads
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }
-    awk '{print $12 + $13}' <<< "$s"
-}
 # Seconds since the epoch, with fractions.
 now() { date +%s.%N; }
 # sleep_until T: sleeps until epoch time T (no-op if past).

@@ -22,8 +22,8 @@
 secs=${SECONDS:-0}
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=benches/udp-conf.sh
-. benches/udp-conf.sh
+# shellcheck source=benches/shared.sh
+. benches/shared.sh
 (( secs >= 2 )) || secs=10
 rounds=${ROUNDS:-4}
 tcore=${TRACKER_CORE:-0} lcore=${LOAD_CORE:-1}
@@ -35,7 +35,6 @@ work=$(mktemp -d)
 # opentracker drops to user nobody, which must read its whitelist here.
 chmod 755 "$work"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 if [[ $mode == udp ]]; then
@@ -111,9 +110,9 @@ for r in $(seq "$rounds"); do
     load_for 1
     sleep 5
     pa=$(cat "$work/pid0") pb=$(cat "$work/pid1")
-    ca0=$(cpu "$pa") cb0=$(cpu "$pb")
+    ca0=$(ticks "$pa") cb0=$(ticks "$pb")
     sleep "$secs"
-    ca1=$(cpu "$pa") cb1=$(cpu "$pb")
+    ca1=$(ticks "$pa") cb1=$(ticks "$pb")
     wait "$(cat "$work/lpid0")" "$(cat "$work/lpid1")" 2>/dev/null || true
     kill "$pa" "$pb" 2>/dev/null || true
     wait "$pa" "$pb" 2>/dev/null || true

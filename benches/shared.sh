@@ -1,8 +1,19 @@
 # shellcheck shell=bash
-# Sourced by compare.sh and same-core.sh: the one place that says how
+# Sourced by compare.sh and same-core.sh: what both need, said once. How
 # aquatic_udp and aquatic_udp_load_test are configured for issue 5's UDP
 # scenario (1 socket worker; 100k torrents, 200k peers, announce 100 :
-# scrape 1, no connects once connected).
+# scrape 1, no connects once connected), and how a process's CPU time is
+# read.
+
+# ticks PID: utime + stime in clock ticks, all threads (0 once it is gone).
+# The fields are counted after the `)` that ends the command name, which
+# may itself hold spaces.
+ticks() {
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }
+    awk '{print $12 + $13}' <<< "$s"
+}
 
 # aquatic_conf FILE PORT: aquatic_udp's defaults with one socket worker on
 # 127.0.0.1:PORT.
