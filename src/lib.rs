@@ -5,7 +5,8 @@
 //! addresses) and [`run`] (the binary's main loop: start, wait for a
 //! signal or a dead thread, stop).
 // `deny`, not `forbid`: one module (`sys`, the system calls std, mio and
-// socket2 lack) allows it, with a SAFETY note on each block.
+// socket2 lack, and a cache prefetch hint) allows it, with a SAFETY note
+// on each block.
 #![deny(unsafe_code)]
 
 pub mod access;

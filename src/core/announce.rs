@@ -2,7 +2,6 @@
 //! HTTP and UDP: an announce updates the swarm and picks peers under one
 //! stripe lock; a scrape reads counts; the reaper expires peers.
 
-use std::collections::hash_map::Entry;
 use std::net::{SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -67,6 +66,15 @@ pub struct Announce<'a> {
     /// than kept in the tracker: a reload swaps the `Arc` without any
     /// announce waiting on a lock, and one announce sees one list.
     pub local_networks: &'a [IpNet],
+}
+
+/// Where a torrent sits in the store: its keyed hash, worked out once per
+/// request by `Tracker::locate` and used by the prefetches and the
+/// announce alike.
+#[derive(Clone, Copy, Debug)]
+pub struct Place {
+    info_hash: InfoHash,
+    h: u64,
 }
 
 /// Reusable reply buffers for selected peers, in compact form.
@@ -187,6 +195,58 @@ impl Tracker {
         out: &mut PeerBuf,
         gauges: &Gauges,
     ) -> AnnounceStats {
+        let place = Place {
+            info_hash: a.info_hash,
+            h: self.store.hash(&a.info_hash),
+        };
+        self.announce_at(a, &place, rng, out, gauges)
+    }
+
+    /// Where `hash` sits in the store; starts loading, without any lock,
+    /// its stripe (`Store::prefetch_stripe`).
+    pub fn locate(&self, hash: &InfoHash) -> Place {
+        let h = self.store.hash(hash);
+        self.store.prefetch_stripe(h);
+        Place {
+            info_hash: *hash,
+            h,
+        }
+    }
+
+    /// Starts loading, without any lock, the torrent's table slot
+    /// (`Store::prefetch_slot`): best once its stripe has arrived.
+    pub fn fetch(&self, place: &Place) {
+        self.store.prefetch_slot(place.h);
+    }
+
+    /// Starts loading the swarm's first records (`Swarm::prefetch`): one
+    /// short lock that only looks the torrent up. Its slot should be in
+    /// the cache already (`locate`), so the lock is not held over a miss.
+    pub fn warm(&self, place: &Place) {
+        let stripe = self.store.stripe_hashed(place.h);
+        if let Some(swarm) = stripe.get_hashed(place.h, &place.info_hash) {
+            swarm.prefetch();
+        }
+    }
+
+    /// `announce` of a torrent already located (`locate`, `warm`): the
+    /// UDP front locates a whole batch of datagrams before serving the
+    /// first, so their cache misses overlap instead of coming one after
+    /// another (each request's lock and unlock are full fences).
+    pub fn announce_at(
+        &self,
+        a: &Announce,
+        place: &Place,
+        rng: &mut Rng,
+        out: &mut PeerBuf,
+        gauges: &Gauges,
+    ) -> AnnounceStats {
+        // A place for another torrent would corrupt the store: check.
+        let h = if place.info_hash == a.info_hash {
+            place.h
+        } else {
+            self.store.hash(&a.info_hash)
+        };
         out.v4.clear();
         out.v6.clear();
         let seeder = a.left == 0;
@@ -198,13 +258,13 @@ impl Tracker {
         let mut delta = Delta::default();
         // Worked out before the lock: the network lookup is not swarm work.
         let near = self.locality(a);
-        let mut stripe = self.store.stripe(&a.info_hash);
+        let mut stripe = self.store.stripe_hashed(h);
         if a.event == Event::Stopped {
-            if let Some(swarm) = stripe.get_mut(&a.info_hash) {
+            if let Some(swarm) = stripe.get_mut_hashed(h, &a.info_hash) {
                 swarm.remove(a.v4, a.v6, &mut delta);
                 fill_counts(&mut stats, swarm);
                 if swarm.is_empty() {
-                    stripe.remove(&a.info_hash);
+                    stripe.remove_hashed(h, &a.info_hash);
                     gauges.torrents.fetch_sub(1, Relaxed);
                 }
             }
@@ -212,13 +272,10 @@ impl Tracker {
             gauges.apply(&delta);
             return stats;
         }
-        let swarm = match stripe.entry(a.info_hash) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                gauges.torrents.fetch_add(1, Relaxed);
-                e.insert(Swarm::default())
-            }
-        };
+        let (swarm, inserted) = stripe.get_or_insert_hashed(h, &a.info_hash);
+        if inserted {
+            gauges.torrents.fetch_add(1, Relaxed);
+        }
         let update = PeerUpdate {
             v4: a.v4,
             v6: a.v6,
@@ -313,7 +370,7 @@ impl Tracker {
             let mut old_table = None;
             if stripe.capacity() > 64 && stripe.capacity() > 4 * stripe.len() {
                 if stripe.is_empty() {
-                    old_table = Some(std::mem::take(&mut *stripe));
+                    old_table = Some(stripe.take());
                 } else {
                     stripe.shrink_to_fit();
                 }
@@ -470,5 +527,46 @@ mod tests {
             totals.leechers_v6 as i64
         );
         assert!(totals.torrents > 0 && totals.seeders_v6 + totals.leechers_v6 > 0);
+    }
+
+    /// The UDP front's path (`locate`, `warm`, `announce_at`) lands the
+    /// peer where a plain announce and a scrape look for it, and a place
+    /// worked out for another torrent is not trusted.
+    #[test]
+    fn located_announces_land_where_lookups_look() {
+        let tracker = Tracker::new(&Config::default(), Clock::new());
+        let gauges = Gauges::default();
+        let (mut rng, mut out) = (Rng::from_seed(3), PeerBuf::default());
+        let announce = |hash: u8, port: u16| Announce {
+            info_hash: [hash; 20],
+            v4: Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port)),
+            v6: None,
+            left: 1,
+            event: Event::Started,
+            numwant: 50,
+            want_v4: true,
+            want_v6: false,
+            local_networks: &[],
+        };
+        for hash in 0..50u8 {
+            let a = announce(hash, 1);
+            let here = tracker.locate(&a.info_hash);
+            tracker.fetch(&here);
+            tracker.warm(&here);
+            tracker.announce_at(&a, &here, &mut rng, &mut out, &gauges);
+            // Another torrent's place: this announce must still count
+            // under its own torrent.
+            let elsewhere = tracker.locate(&[hash.wrapping_add(100); 20]);
+            tracker.warm(&elsewhere);
+            let stats =
+                tracker.announce_at(&announce(hash, 2), &elsewhere, &mut rng, &mut out, &gauges);
+            assert_eq!(stats.incomplete, 2, "torrent {hash}");
+            assert_eq!(out.v4.len(), 6, "torrent {hash}: the other peer");
+            assert_eq!(tracker.scrape(&[hash; 20]).incomplete, 2, "torrent {hash}");
+            assert_eq!(tracker.scrape(&[hash.wrapping_add(100); 20]).incomplete, 0);
+            let stats = tracker.announce(&announce(hash, 3), &mut rng, &mut out, &gauges);
+            assert_eq!(stats.incomplete, 3, "torrent {hash}");
+        }
+        assert_eq!(gauges.torrents.load(Relaxed), 50);
     }
 }

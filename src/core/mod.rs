@@ -10,6 +10,7 @@ pub mod records;
 pub mod small;
 pub mod store;
 pub mod swarm;
+pub mod table;
 
 /// A torrent's 20-byte SHA-1 info hash.
 pub type InfoHash = [u8; 20];

@@ -1,43 +1,157 @@
 //! The striped-mutex map from info hash to swarm.
 //!
-//! `stripes` mutexes (a power of two), each over its own `HashMap`. The
-//! stripe is chosen by a keyed hash (std's `RandomState`, random per
-//! process), so nobody can aim many torrents at one stripe; the maps use
-//! keyed hashes too. Locking rules: `stripe()` hands out the guard that owns
-//! the data; hold one stripe at a time, do no I/O and no big allocation
-//! under it. Generic over the swarm type, so private mode brings its own.
+//! `stripes` mutexes (a power of two), each over its own `Table`
+//! (`table.rs`). One keyed hash of the info hash (std's `RandomState`,
+//! random per process, so nobody can aim many torrents at one stripe or
+//! one slot) picks both the stripe (high bits) and the slot in its table
+//! (low bits): every table shares the store's hash keys. Locking rules:
+//! `stripe()` hands out the guard that owns the data; hold one stripe at a
+//! time, do no I/O and no big allocation under it. Generic over the swarm
+//! type.
+//!
+//! Prefetch: next to each mutex the stripe publishes where its table's
+//! arrays are (`Layout`, refreshed by the guard when it is dropped), so
+//! `prefetch` can start loading a torrent's lines without the lock; a
+//! stale layout only prefetches the wrong line.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 
+use super::table::Table;
 use super::InfoHash;
+use crate::sys::prefetch::prefetch;
 
 /// One stripe's torrents.
-pub type Stripe<S> = HashMap<InfoHash, S>;
+pub type Stripe<S> = Table<S, RandomState>;
 
-/// `stripes` mutexes over maps of info hash → swarm.
+/// A stripe's mutex and the published layout of its table.
+struct Cell<S> {
+    table: Mutex<Stripe<S>>,
+    dist: AtomicPtr<u8>,
+    slots: AtomicPtr<u8>,
+    mask: AtomicUsize,
+}
+
+/// `stripes` mutexes over tables of info hash → swarm.
 pub struct Store<S> {
-    stripes: Box<[Mutex<Stripe<S>>]>,
+    stripes: Box<[Cell<S>]>,
     mask: usize,
     hasher: RandomState,
 }
 
-impl<S> Store<S> {
+/// A locked stripe: derefs to its table; publishes the table's layout
+/// for `Store::prefetch` when dropped (still under the lock).
+pub struct Guard<'a, S: Default> {
+    table: MutexGuard<'a, Stripe<S>>,
+    cell: &'a Cell<S>,
+}
+
+impl<S: Default> Deref for Guard<'_, S> {
+    type Target = Stripe<S>;
+    fn deref(&self) -> &Stripe<S> {
+        &self.table
+    }
+}
+
+impl<S: Default> DerefMut for Guard<'_, S> {
+    fn deref_mut(&mut self) -> &mut Stripe<S> {
+        &mut self.table
+    }
+}
+
+impl<S: Default> Drop for Guard<'_, S> {
+    fn drop(&mut self) {
+        let l = self.table.layout();
+        // Changes only when the table was reallocated: read first, so the
+        // common case writes nothing to the shared line.
+        if self.cell.dist.load(Relaxed).cast_const() != l.dist {
+            self.cell.dist.store(l.dist.cast_mut(), Relaxed);
+            self.cell.slots.store(l.slots.cast_mut(), Relaxed);
+        }
+        if self.cell.mask.load(Relaxed) != l.mask {
+            self.cell.mask.store(l.mask, Relaxed);
+        }
+    }
+}
+
+impl<S: Default> Store<S> {
     /// A store with `stripes` stripes (rounded up to a power of two).
     pub fn new(stripes: usize) -> Store<S> {
         let n = stripes.max(1).next_power_of_two();
+        let hasher = RandomState::new();
         Store {
-            stripes: (0..n).map(|_| Mutex::new(HashMap::new())).collect(),
+            stripes: (0..n)
+                .map(|_| Cell {
+                    table: Mutex::new(Table::new(hasher.clone())),
+                    dist: AtomicPtr::default(),
+                    slots: AtomicPtr::default(),
+                    mask: AtomicUsize::new(0),
+                })
+                .collect(),
             mask: n - 1,
-            hasher: RandomState::new(),
+            hasher,
         }
     }
 
+    /// The keyed hash of `hash` that `stripe_hashed`, `prefetch_hashed`
+    /// and the table's `*_hashed` methods take.
+    pub fn hash(&self, hash: &InfoHash) -> u64 {
+        self.hasher.hash_one(hash)
+    }
+
+    /// The stripe of hash value `h`: its high half (the table's slot
+    /// comes from the low bits).
+    fn index(&self, h: u64) -> usize {
+        (h >> 32) as usize & self.mask
+    }
+
     /// Locks and returns the stripe that holds `hash`.
-    pub fn stripe(&self, hash: &InfoHash) -> MutexGuard<'_, Stripe<S>> {
-        let i = self.hasher.hash_one(hash) as usize & self.mask;
-        self.lock(i)
+    pub fn stripe(&self, hash: &InfoHash) -> Guard<'_, S> {
+        self.stripe_hashed(self.hash(hash))
+    }
+
+    /// Locks and returns the stripe of a torrent whose `hash()` is `h`.
+    pub fn stripe_hashed(&self, h: u64) -> Guard<'_, S> {
+        self.lock(self.index(h))
+    }
+
+    /// Starts loading, without locking, the stripe of the torrent whose
+    /// `hash()` is `h`: its mutex and published layout.
+    pub fn prefetch_stripe(&self, h: u64) {
+        let Some(cell) = self.stripes.get(self.index(h)) else {
+            return;
+        };
+        let at: *const u8 = (cell as *const Cell<S>).cast();
+        prefetch(at);
+        prefetch(at.wrapping_add(std::mem::size_of::<Cell<S>>() - 1));
+    }
+
+    /// Starts loading, without locking, the home slot (metadata byte and
+    /// entry) of the torrent whose `hash()` is `h`. Reads the stripe's
+    /// published layout: best after `prefetch_stripe`.
+    pub fn prefetch_slot(&self, h: u64) {
+        let Some(cell) = self.stripes.get(self.index(h)) else {
+            return;
+        };
+        let dist = cell.dist.load(Relaxed);
+        if dist.is_null() {
+            return;
+        }
+        // Possibly stale (the table may have been reallocated since):
+        // then these are addresses of nothing in particular, which a
+        // prefetch allows. `wrapping_add` computes them without claiming
+        // they point anywhere.
+        let home = h as usize & cell.mask.load(Relaxed);
+        prefetch(dist.cast_const().wrapping_add(home));
+        let slot_bytes = std::mem::size_of::<(InfoHash, S)>();
+        prefetch(
+            cell.slots
+                .load(Relaxed)
+                .cast_const()
+                .wrapping_add(home * slot_bytes),
+        );
     }
 
     /// Number of stripes.
@@ -46,12 +160,16 @@ impl<S> Store<S> {
     }
 
     /// Locks stripe `i` (the reaper walks them in order); `i` wraps.
-    pub fn lock(&self, i: usize) -> MutexGuard<'_, Stripe<S>> {
-        let m = &self.stripes[i & self.mask];
+    pub fn lock(&self, i: usize) -> Guard<'_, S> {
+        let cell = &self.stripes[i & self.mask];
         // A poisoned stripe means a thread panicked holding it; the
         // supervisor is already stopping the process. Keep serving the
         // data rather than cascading panics into every worker.
-        m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let table = cell
+            .table
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Guard { table, cell }
     }
 }
 
@@ -68,5 +186,31 @@ mod tests {
         let total: usize = (0..s.stripe_count()).map(|i| s.lock(i).len()).sum();
         assert_eq!(total, 1);
         assert_eq!(Store::<u32>::new(0).stripe_count(), 1);
+    }
+
+    #[test]
+    fn a_dropped_guard_publishes_its_tables_layout() {
+        let s: Store<u32> = Store::new(4);
+        let key = [9; 20];
+        let h = s.hash(&key);
+        s.prefetch_stripe(h);
+        s.prefetch_slot(h);
+        let i = s.index(h);
+        assert!(s.stripes[i].dist.load(Relaxed).is_null());
+        for n in 0..100u8 {
+            let mut k = key;
+            k[0] = n;
+            let h = s.hash(&k);
+            s.stripe_hashed(h).get_or_insert_hashed(h, &k);
+        }
+        for cell in s.stripes.iter() {
+            let l = cell.table.lock().unwrap().layout();
+            assert_eq!(cell.dist.load(Relaxed).cast_const(), l.dist);
+            assert_eq!(cell.slots.load(Relaxed).cast_const(), l.slots);
+            assert_eq!(cell.mask.load(Relaxed), l.mask);
+        }
+        s.prefetch_stripe(h);
+        s.prefetch_slot(h);
+        assert_eq!(s.stripe_hashed(h).get(&key), Some(&0));
     }
 }

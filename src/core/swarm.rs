@@ -21,6 +21,7 @@ use super::records::FLAG_COMPLETED;
 pub use super::records::{V4Peer, V6Peer};
 use super::small::{self, FamilyMut, FamilyRef, Packed, SMALL_MAX};
 use crate::rng::Rng;
+use crate::sys::prefetch::prefetch;
 
 /// A signed change in peer counts, `[family][kind]`: family 0 is IPv4 and
 /// 1 is IPv6; kind 0 is leecher and 1 is seeder.
@@ -425,6 +426,15 @@ impl Swarm {
     /// True when no peer is left.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Starts loading the swarm's records (packed) or lists (big) into the
+    /// cache, for an announce about to come (`Tracker::warm`).
+    pub fn prefetch(&self) {
+        match &self.peers {
+            Peers::Small(b) => prefetch(b.as_ptr()),
+            Peers::Big(big) => prefetch((&**big as *const Big).cast()),
+        }
     }
 
     /// Heap bytes owned (memory accounting).

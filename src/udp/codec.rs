@@ -123,6 +123,17 @@ fn u64_at(d: &[u8], at: usize) -> Result<u64, Invalid> {
     bytes::<8>(d, at).map(u64::from_be_bytes)
 }
 
+/// The connection ID and info hash of a datagram that looks like an
+/// announce (right action, long enough), without decoding the rest: for
+/// prefetching a batch before it is served. `parse` still decides what
+/// the datagram is.
+pub fn peek_announce(d: &[u8]) -> Option<(i64, InfoHash)> {
+    if d.len() < ANNOUNCE_LEN || i32_at(d, 8) != Ok(ANNOUNCE) {
+        return None;
+    }
+    Some((i64_at(d, 0).ok()?, bytes::<20>(d, 16).ok()?))
+}
+
 /// Decodes a datagram. BEP 41 URL data of an announce is gathered into
 /// `url` (cleared first).
 pub fn parse<'a>(d: &'a [u8], url: &mut Vec<u8>) -> Result<Request<'a>, Invalid> {
@@ -337,6 +348,22 @@ mod tests {
             parse(&announce_bytes(&huge), &mut url),
             Err(Invalid::BadOptions)
         );
+    }
+
+    #[test]
+    fn peek_announce_only_for_announces() {
+        let id = 0x1122_3344_5566_7788;
+        assert_eq!(peek_announce(&announce_bytes(&[])), Some((id, [0xaa; 20])));
+        assert_eq!(
+            peek_announce(&announce_bytes(&[2, 1, b'x'])),
+            Some((id, [0xaa; 20]))
+        );
+        let a = announce_bytes(&[]);
+        assert_eq!(peek_announce(&a[..ANNOUNCE_LEN - 1]), None);
+        let mut scrape = a.clone();
+        scrape[8..12].copy_from_slice(&SCRAPE.to_be_bytes());
+        assert_eq!(peek_announce(&scrape), None);
+        assert_eq!(peek_announce(&[]), None);
     }
 
     #[test]
