@@ -26,7 +26,8 @@ use crate::sys::prefetch::prefetch;
 /// One stripe's torrents.
 pub type Stripe<S> = Table<S, RandomState>;
 
-/// A stripe's mutex and the published layout of its table.
+/// A stripe's mutex and the published layout of its table. (Aligning
+/// each to its own two cache lines measured no better: 0.5% worse.)
 struct Cell<S> {
     table: Mutex<Stripe<S>>,
     dist: AtomicPtr<u8>,
@@ -64,14 +65,17 @@ impl<S: Default> DerefMut for Guard<'_, S> {
 impl<S: Default> Drop for Guard<'_, S> {
     fn drop(&mut self) {
         let l = self.table.layout();
+        let c = self.cell;
         // Changes only when the table was reallocated: read first, so the
         // common case writes nothing to the shared line.
-        if self.cell.dist.load(Relaxed).cast_const() != l.dist {
-            self.cell.dist.store(l.dist.cast_mut(), Relaxed);
-            self.cell.slots.store(l.slots.cast_mut(), Relaxed);
+        if c.dist.load(Relaxed).cast_const() != l.dist {
+            c.dist.store(l.dist.cast_mut(), Relaxed);
         }
-        if self.cell.mask.load(Relaxed) != l.mask {
-            self.cell.mask.store(l.mask, Relaxed);
+        if c.slots.load(Relaxed).cast_const() != l.slots {
+            c.slots.store(l.slots.cast_mut(), Relaxed);
+        }
+        if c.mask.load(Relaxed) != l.mask {
+            c.mask.store(l.mask, Relaxed);
         }
     }
 }
@@ -123,6 +127,7 @@ impl<S: Default> Store<S> {
         let Some(cell) = self.stripes.get(self.index(h)) else {
             return;
         };
+        // Its first and last byte: the mutex, and the layout after it.
         let at: *const u8 = (cell as *const Cell<S>).cast();
         prefetch(at);
         prefetch(at.wrapping_add(std::mem::size_of::<Cell<S>>() - 1));
