@@ -150,8 +150,7 @@ impl<S: Default, H: BuildHasher + Clone> Table<S, H> {
 
     /// The value of `key`.
     pub fn get(&self, key: &InfoHash) -> Option<&S> {
-        let i = self.find(self.hash(key), key)?;
-        self.slots.get(i).map(|s| &s.1)
+        self.get_hashed(self.hash(key), key)
     }
 
     /// The value of `key`, whose hash is `h`.
