@@ -11,8 +11,8 @@
 //!
 //! Prefetch: next to each mutex the stripe publishes where its table's
 //! arrays are (`Layout`, refreshed by the guard when it is dropped), so
-//! `prefetch` can start loading a torrent's lines without the lock; a
-//! stale layout only prefetches the wrong line.
+//! `prefetch_stripe` and `prefetch_slot` can start loading a torrent's
+//! lines without the lock; a stale layout only prefetches the wrong line.
 
 use std::hash::{BuildHasher, RandomState};
 use std::ops::{Deref, DerefMut};
@@ -43,7 +43,7 @@ pub struct Store<S> {
 }
 
 /// A locked stripe: derefs to its table; publishes the table's layout
-/// for `Store::prefetch` when dropped (still under the lock).
+/// for `Store::prefetch_slot` when dropped (still under the lock).
 pub struct Guard<'a, S: Default> {
     table: MutexGuard<'a, Stripe<S>>,
     cell: &'a Cell<S>,
@@ -99,7 +99,7 @@ impl<S: Default> Store<S> {
         }
     }
 
-    /// The keyed hash of `hash` that `stripe_hashed`, `prefetch_hashed`
+    /// The keyed hash of `hash` that `stripe_hashed`, the prefetches
     /// and the table's `*_hashed` methods take.
     pub fn hash(&self, hash: &InfoHash) -> u64 {
         self.hasher.hash_one(hash)

@@ -9,7 +9,7 @@
 //! table's home slot is a plain function of the hash, and the store
 //! publishes where each stripe's arrays are (`Layout`), so a worker can
 //! prefetch every request's slot before serving the first one
-//! (`Store::prefetch`). It also takes a hash the caller computed once for
+//! (`Store::prefetch_slot`). It also takes a hash the caller computed once for
 //! both the stripe and the slot, where std hashed the key twice.
 //!
 //! Layout: `dist[i]` is 0 for an empty slot, else 1 + how far the entry in

@@ -1,4 +1,4 @@
-//! A cache prefetch hint for an address (`Store::prefetch`): the line is
+//! A cache prefetch hint for an address (`Store::prefetch_stripe`, `prefetch_slot`, `Swarm::prefetch`): the line is
 //! fetched while other work goes on, and nothing is read or written.
 
 /// Asks the CPU to bring the cache line holding `addr` closer. Any address

@@ -258,8 +258,10 @@ impl UdpFront {
 fn locate(shared: &Shared, rx: &RecvBatch, places: &mut [Option<Place>], n: usize) {
     let tracker = &shared.tracker;
     let now = tracker.clock().now();
-    for (k, place) in places.iter_mut().enumerate() {
-        *place = (k < n).then(|| rx.get(k)).flatten().and_then(|(d, from)| {
+    // Entries from `n` on are stale and never read (the serve loop stops
+    // at `n` too).
+    for (k, place) in places.iter_mut().enumerate().take(n) {
+        *place = rx.get(k).and_then(|(d, from)| {
             let (id, hash) = codec::peek_announce(d)?;
             shared.conn_ids.check(id, canonical(from.ip()), now).ok()?;
             Some(tracker.locate(&hash))
