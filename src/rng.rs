@@ -28,8 +28,14 @@ impl Rng {
 
     /// A number in `0..n` (0 when n is 0), by Lemire's multiply-shift.
     pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+        scale(self.next_u64(), n)
     }
+}
+
+/// `draw` (64 random bits) as a number in `0..n`, as `Rng::below` makes
+/// it: for a draw taken before `n` is known.
+pub fn scale(draw: u64, n: usize) -> usize {
+    ((u128::from(draw) * n as u128) >> 64) as usize
 }
 
 #[cfg(test)]

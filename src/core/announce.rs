@@ -2,7 +2,7 @@
 //! HTTP and UDP: an announce updates the swarm and picks peers under one
 //! stripe lock; a scrape reads counts; the reaper expires peers.
 
-use std::net::{SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,26 @@ pub struct Announce<'a> {
 pub struct Place {
     info_hash: InfoHash,
     h: u64,
+    /// The announcer, if the caller knows it before serving.
+    who: Option<Announcer>,
+    /// The torrent's swarm is big and the announcer's record is still
+    /// misses away (`warm`, `aim`).
+    deep: bool,
+}
+
+/// The announcer as its request names it, read before the request is
+/// served: only a hint for the prefetches (a wrong one wastes a
+/// prefetch, never changes a swarm), and the draw its peers' window
+/// will start at.
+#[derive(Clone, Copy, Debug)]
+pub struct Announcer {
+    /// Address and port.
+    pub peer: SocketAddr,
+    /// Has nothing left to download.
+    pub seeder: bool,
+    /// 64 random bits: where the selection window starts (`Swarm::select`'s
+    /// `ahead`), drawn early so `reach` can prefetch it.
+    pub draw: u64,
 }
 
 /// Reusable reply buffers for selected peers, in compact form.
@@ -198,18 +218,23 @@ impl Tracker {
         let place = Place {
             info_hash: a.info_hash,
             h: self.store.hash(&a.info_hash),
+            who: None,
+            deep: false,
         };
         self.announce_at(a, &place, rng, out, gauges)
     }
 
     /// Where `hash` sits in the store; starts loading, without any lock,
-    /// its stripe (`Store::prefetch_stripe`).
-    pub fn locate(&self, hash: &InfoHash) -> Place {
+    /// its stripe (`Store::prefetch_stripe`). `who`: the announcer, if
+    /// known, so a big swarm's record of it can be fetched too (`aim`).
+    pub fn locate(&self, hash: &InfoHash, who: Option<Announcer>) -> Place {
         let h = self.store.hash(hash);
         self.store.prefetch_stripe(h);
         Place {
             info_hash: *hash,
             h,
+            who,
+            deep: false,
         }
     }
 
@@ -219,13 +244,38 @@ impl Tracker {
         self.store.prefetch_slot(place.h);
     }
 
-    /// Starts loading the swarm's first records (`Swarm::prefetch`): one
-    /// short lock that only looks the torrent up. Its slot should be in
-    /// the cache already (`locate`), so the lock is not held over a miss.
-    pub fn warm(&self, place: &Place) {
+    /// Starts loading the swarm's first records, or a big swarm's lists
+    /// (`Swarm::prefetch`): one short lock that only looks the torrent
+    /// up. Its slot should be in the cache already (`fetch`), so the lock
+    /// is not held over a miss.
+    pub fn warm(&self, place: &mut Place) {
         let stripe = self.store.stripe_hashed(place.h);
         if let Some(swarm) = stripe.get_hashed(place.h, &place.info_hash) {
-            swarm.prefetch();
+            place.deep = swarm.prefetch() && place.who.is_some();
+        }
+    }
+
+    /// A big swarm (`warm` said so): starts loading the index slot of the
+    /// announcer's record (`Swarm::aim`), under another short lock.
+    pub fn aim(&self, place: &mut Place) {
+        let (true, Some(who)) = (place.deep, place.who) else {
+            return;
+        };
+        let stripe = self.store.stripe_hashed(place.h);
+        place.deep = stripe
+            .get_hashed(place.h, &place.info_hash)
+            .is_some_and(|swarm| swarm.aim(who.peer));
+    }
+
+    /// After `aim`: starts loading the announcer's record itself and the
+    /// start of its peers' window (`Swarm::reach`).
+    pub fn reach(&self, place: &Place) {
+        let (true, Some(who)) = (place.deep, place.who) else {
+            return;
+        };
+        let stripe = self.store.stripe_hashed(place.h);
+        if let Some(swarm) = stripe.get_hashed(place.h, &place.info_hash) {
+            swarm.reach(who.peer, who.seeder, who.draw);
         }
     }
 
@@ -294,6 +344,7 @@ impl Tracker {
             w6,
             &near,
             &mut out.near,
+            place.who.map(|w| w.draw),
             rng,
             &mut out.v4,
             &mut out.v6,
@@ -550,14 +601,21 @@ mod tests {
         };
         for hash in 0..50u8 {
             let a = announce(hash, 1);
-            let here = tracker.locate(&a.info_hash);
+            let who = a.v4.map(|v4| Announcer {
+                peer: SocketAddr::V4(v4),
+                seeder: false,
+                draw: rng.next_u64(),
+            });
+            let mut here = tracker.locate(&a.info_hash, who);
             tracker.fetch(&here);
-            tracker.warm(&here);
+            tracker.warm(&mut here);
+            tracker.aim(&mut here);
+            tracker.reach(&here);
             tracker.announce_at(&a, &here, &mut rng, &mut out, &gauges);
             // Another torrent's place: this announce must still count
             // under its own torrent.
-            let elsewhere = tracker.locate(&[hash.wrapping_add(100); 20]);
-            tracker.warm(&elsewhere);
+            let mut elsewhere = tracker.locate(&[hash.wrapping_add(100); 20], None);
+            tracker.warm(&mut elsewhere);
             let stats =
                 tracker.announce_at(&announce(hash, 2), &elsewhere, &mut rng, &mut out, &gauges);
             assert_eq!(stats.incomplete, 2, "torrent {hash}");
@@ -568,5 +626,92 @@ mod tests {
             assert_eq!(stats.incomplete, 3, "torrent {hash}");
         }
         assert_eq!(gauges.torrents.load(Relaxed), 50);
+    }
+
+    /// Big swarms take the three extra passes (`aim`, `reach`); a wrong
+    /// hint about the announcer changes nothing, and the located draw is
+    /// where the peers handed out come from.
+    #[test]
+    fn located_announces_in_big_swarms() {
+        let tracker = Tracker::new(&Config::default(), Clock::new());
+        let gauges = Gauges::default();
+        let (mut rng, mut out) = (Rng::from_seed(5), PeerBuf::default());
+        let hash = [7; 20];
+        let announce = |port: u16, left: u64| Announce {
+            info_hash: hash,
+            v4: Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port)),
+            v6: None,
+            left,
+            event: Event::None,
+            numwant: 20,
+            want_v4: true,
+            want_v6: false,
+            local_networks: &[],
+        };
+        for port in 1..=300 {
+            tracker.announce(
+                &announce(port, u64::from(port % 2)),
+                &mut rng,
+                &mut out,
+                &gauges,
+            );
+        }
+        let mut served = |a: &Announce, who: Announcer, out: &mut PeerBuf| {
+            let mut place = tracker.locate(&a.info_hash, Some(who));
+            tracker.fetch(&place);
+            tracker.warm(&mut place);
+            assert!(place.deep, "a big swarm goes on to aim");
+            tracker.aim(&mut place);
+            tracker.reach(&place);
+            let stats = tracker.announce_at(a, &place, &mut rng, out, &gauges);
+            (stats.complete + stats.incomplete, out.v4.clone())
+        };
+        for port in (1..=300).step_by(7) {
+            let a = announce(port, 1);
+            let me = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port);
+            let right = Announcer {
+                peer: SocketAddr::V4(me),
+                seeder: false,
+                draw: 99,
+            };
+            let wrong = Announcer {
+                peer: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(10, 9, 9, 9), port ^ 1)),
+                seeder: true,
+                draw: 99,
+            };
+            let (n, first) = served(&a, right, &mut out);
+            assert_eq!(n, 300, "port {port}");
+            assert_eq!(first.len(), 20 * 6);
+            assert!(
+                !first.chunks(6).any(|c| c[4..] == port.to_be_bytes()),
+                "self handed out"
+            );
+            // Same state and the same draw: the same peers, whatever the
+            // hint said about the announcer.
+            let (n, again) = served(&a, wrong, &mut out);
+            assert_eq!(n, 300);
+            let sorted = |v: &[u8]| {
+                let mut c: Vec<&[u8]> = v.chunks(6).collect();
+                c.sort();
+                c.concat()
+            };
+            assert_eq!(sorted(&again), sorted(&first), "port {port}");
+            let (_, other) = served(
+                &a,
+                Announcer {
+                    draw: 1 << 63,
+                    ..right
+                },
+                &mut out,
+            );
+            assert_ne!(
+                sorted(&other),
+                sorted(&first),
+                "port {port}: the draw picks the window"
+            );
+        }
+        // 150 odd ports leech from the start; 21 of the 43 re-announcers
+        // were seeding.
+        assert_eq!(tracker.scrape(&hash).incomplete, 150 + 21);
     }
 }

@@ -16,6 +16,7 @@
 use std::hash::{BuildHasher, RandomState};
 
 use super::peers::PeerRecord;
+use crate::sys::prefetch::prefetch;
 
 const EMPTY: u32 = u32::MAX;
 
@@ -53,6 +54,25 @@ impl PosIndex {
 
     fn next(&self, slot: usize) -> usize {
         (slot + 1) & (self.slots.len() - 1)
+    }
+
+    /// Starts loading the slot where a probe for `key` begins
+    /// (`Swarm::aim`).
+    pub fn prefetch_home<P: PeerRecord>(&self, key: &P::Key) {
+        if let Some(slot) = self.slots.get(self.home::<P>(key)) {
+            prefetch((slot as *const u32).cast());
+        }
+    }
+
+    /// Starts loading the record that the first slot of `key`'s probe
+    /// names (`Swarm::reach`): best once that slot has arrived
+    /// (`prefetch_home`). Usually the record is the key's own; when it is
+    /// not, the hint is wasted, never wrong.
+    pub fn prefetch_record<P: PeerRecord>(&self, records: &[P], key: &P::Key) {
+        let pos = self.slots.get(self.home::<P>(key)).copied();
+        if let Some(p) = pos.and_then(|pos| records.get(pos as usize)) {
+            prefetch((p as *const P).cast());
+        }
     }
 
     /// Position of the record with `key`.

@@ -17,7 +17,7 @@ use ipnet::IpNet;
 
 use super::peers::{coprime_stride, PeerRecord, Records};
 use super::swarm::{V4Peer, V6Peer};
-use crate::rng::Rng;
+use crate::rng::{scale, Rng};
 
 /// Swarms up to this many peers (in the announcer's pool) are scanned
 /// whole, so every local peer is found; a bigger pool is scanned through a
@@ -263,12 +263,15 @@ impl Default for Scratch {
 /// handed out as a random subset in random order (a partial Fisher–Yates
 /// shuffle of its positions), and the rest is filled as `sample` does,
 /// from the whole pool, skipping the window's near peers (already out).
+/// `ahead`: the draw for the window's start when it was made before the
+/// lock, so the window could be prefetched (`Swarm::reach`).
 #[allow(clippy::too_many_arguments)]
 pub fn sample_near<P: PeerRecord>(
     list: &impl Records<P>,
     want: usize,
     for_seeder: bool,
     exclude: Option<usize>,
+    ahead: Option<u64>,
     rng: &mut Rng,
     group: impl Fn(&P) -> Group,
     scratch: &mut Scratch,
@@ -293,7 +296,7 @@ pub fn sample_near<P: PeerRecord>(
     // no longer pays for scanning 4,096 records: `sample_near` was 6.8% of
     // a UDP worker's profile under aquatic_udp_load_test, where every peer
     // is 127.0.0.1; user CPU per response 1.08 → 0.90 µs, A/B.)
-    let first = rng.below(n);
+    let first = ahead.map_or_else(|| rng.below(n), |d| scale(d, n));
     // The window is [first, first + width), wrapping: at most two runs.
     let wrapped = (first + width).saturating_sub(n);
     scratch.subnet.clear();
@@ -466,6 +469,7 @@ mod tests {
             want,
             seeder,
             exclude,
+            None,
             rng,
             group_by_key,
             &mut Scratch::default(),
@@ -587,6 +591,7 @@ mod tests {
                     5,
                     seeder,
                     None,
+                    None,
                     &mut rng,
                     group,
                     &mut Scratch::default(),
@@ -650,6 +655,7 @@ mod tests {
                 10,
                 &near,
                 &mut Scratch::default(),
+                None,
                 &mut rng,
                 &mut o4,
                 &mut o6,

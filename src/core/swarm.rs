@@ -13,7 +13,7 @@
 //!
 //! The records themselves are in `records.rs`.
 
-use std::net::{SocketAddrV4, SocketAddrV6};
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::local::{bits_v4, bits_v6, sample_near, Locality, Scratch};
 use super::peers::{remove, sample, upsert, PeerList, PeerRecord, Records};
@@ -22,6 +22,13 @@ pub use super::records::{V4Peer, V6Peer};
 use super::small::{self, FamilyMut, FamilyRef, Packed, SMALL_MAX};
 use crate::rng::Rng;
 use crate::sys::prefetch::prefetch;
+
+/// Bytes of a big swarm's selection window loaded ahead of an announce
+/// (`reach`): 46 IPv4 or 22 IPv6 records, what a numwant of 50 reads when
+/// the window is all the announcer's neighbours. A longer scan goes on in
+/// storage order, which the hardware prefetcher follows. 8 lines measured
+/// about 1% better than 4.
+const WINDOW_BYTES: usize = 512;
 
 /// A signed change in peer counts, `[family][kind]`: family 0 is IPv4 and
 /// 1 is IPv6; kind 0 is leecher and 1 is seeder.
@@ -332,7 +339,8 @@ impl Swarm {
     /// Appends up to `want4` IPv4 and `want6` IPv6 peers (compact form) to
     /// the buffers, never the announcer itself; a seeder gets leechers only.
     /// A family with a `near` view hands out the announcer's neighbours
-    /// first (`local::sample_near`); one without is plain random.
+    /// first (`local::sample_near`, whose window starts at `ahead` when it
+    /// is given); one without is plain random.
     #[allow(clippy::too_many_arguments)]
     pub fn select(
         &self,
@@ -342,6 +350,7 @@ impl Swarm {
         want6: usize,
         near: &Locality,
         scratch: &mut Scratch,
+        ahead: Option<u64>,
         rng: &mut Rng,
         out4: &mut Vec<u8>,
         out6: &mut Vec<u8>,
@@ -353,6 +362,7 @@ impl Swarm {
                 want4,
                 seeder,
                 me.v4,
+                ahead,
                 rng,
                 |p| n.group(bits_v4(p)),
                 scratch,
@@ -367,6 +377,7 @@ impl Swarm {
                 want6,
                 seeder,
                 me.v6,
+                ahead,
                 rng,
                 |p| n.group(bits_v6(p)),
                 scratch,
@@ -429,11 +440,59 @@ impl Swarm {
     }
 
     /// Starts loading the swarm's records (packed) or lists (big) into the
-    /// cache, for an announce about to come (`Tracker::warm`).
-    pub fn prefetch(&self) {
+    /// cache, for an announce about to come (`Tracker::warm`). True for a
+    /// big swarm: its announcer's record is two more misses away (`aim`,
+    /// `reach`).
+    pub fn prefetch(&self) -> bool {
         match &self.peers {
-            Peers::Small(b) => prefetch(b.as_ptr()),
-            Peers::Big(big) => prefetch((&**big as *const Big).cast()),
+            Peers::Small(b) => {
+                prefetch(b.as_ptr());
+                false
+            }
+            Peers::Big(big) => {
+                // Both lists and their indexes: three lines.
+                let at: *const u8 = (&**big as *const Big).cast();
+                let size = std::mem::size_of::<Big>();
+                for offset in (0..size).step_by(64).chain([size - 1]) {
+                    prefetch(at.wrapping_add(offset));
+                }
+                true
+            }
+        }
+    }
+
+    /// Big swarm: starts loading the index slot of the announcer `peer`
+    /// (best once `prefetch` has brought the lists). True for a big swarm:
+    /// `reach` follows.
+    pub fn aim(&self, peer: SocketAddr) -> bool {
+        let Peers::Big(big) = &self.peers else {
+            return false;
+        };
+        match peer {
+            SocketAddr::V4(a) => big.v4.prefetch_home(&V4Peer::new(a, 0, 0).key()),
+            SocketAddr::V6(a) => big.v6.prefetch_home(&V6Peer::new(a, 0, 0).key()),
+        }
+        true
+    }
+
+    /// Big swarm: starts loading the announcer's record, which the index
+    /// slot `aim` asked for names, and the start of the window its peers
+    /// will be picked from (`draw`: `select`'s `ahead`).
+    pub fn reach(&self, peer: SocketAddr, seeder: bool, draw: u64) {
+        let Peers::Big(big) = &self.peers else {
+            return;
+        };
+        match peer {
+            SocketAddr::V4(a) => {
+                big.v4.prefetch_record(&V4Peer::new(a, 0, 0).key());
+                big.v4
+                    .prefetch_window(seeder, draw, WINDOW_BYTES / size_of::<V4Peer>());
+            }
+            SocketAddr::V6(a) => {
+                big.v6.prefetch_record(&V6Peer::new(a, 0, 0).key());
+                big.v6
+                    .prefetch_window(seeder, draw, WINDOW_BYTES / size_of::<V6Peer>());
+            }
         }
     }
 
@@ -564,6 +623,7 @@ mod tests {
             50,
             &Locality::default(),
             &mut Scratch::default(),
+            None,
             &mut rng,
             &mut o4,
             &mut o6,
@@ -582,6 +642,7 @@ mod tests {
             50,
             &Locality::default(),
             &mut Scratch::default(),
+            None,
             &mut rng,
             &mut o4,
             &mut o6,
@@ -690,6 +751,7 @@ mod tests {
                     30,
                     &Locality::default(),
                     &mut Scratch::default(),
+                    None,
                     &mut rng,
                     &mut o4,
                     &mut o6,

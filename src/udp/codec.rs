@@ -123,15 +123,34 @@ fn u64_at(d: &[u8], at: usize) -> Result<u64, Invalid> {
     bytes::<8>(d, at).map(u64::from_be_bytes)
 }
 
-/// The connection ID and info hash of a datagram that looks like an
-/// announce (right action, long enough), without decoding the rest: for
+/// The connection ID, info hash, seeding and port of a datagram that
+/// looks like an announce (right action, long enough), without decoding
+/// the rest: for
 /// prefetching a batch before it is served. `parse` still decides what
 /// the datagram is.
-pub fn peek_announce(d: &[u8]) -> Option<(i64, InfoHash)> {
+pub fn peek_announce(d: &[u8]) -> Option<Peek> {
     if d.len() < ANNOUNCE_LEN || i32_at(d, 8) != Ok(ANNOUNCE) {
         return None;
     }
-    Some((i64_at(d, 0).ok()?, bytes::<20>(d, 16).ok()?))
+    Some(Peek {
+        connection_id: i64_at(d, 0).ok()?,
+        info_hash: bytes::<20>(d, 16).ok()?,
+        seeder: i64_at(d, 64).ok()? == 0,
+        port: u16::from_be_bytes(bytes::<2>(d, 96).ok()?),
+    })
+}
+
+/// What `peek_announce` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peek {
+    /// The connection ID, unchecked.
+    pub connection_id: i64,
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// `left` is 0.
+    pub seeder: bool,
+    /// The announced port.
+    pub port: u16,
 }
 
 /// Decodes a datagram. BEP 41 URL data of an announce is gathered into
@@ -352,12 +371,27 @@ mod tests {
 
     #[test]
     fn peek_announce_only_for_announces() {
-        let id = 0x1122_3344_5566_7788;
-        assert_eq!(peek_announce(&announce_bytes(&[])), Some((id, [0xaa; 20])));
-        assert_eq!(
-            peek_announce(&announce_bytes(&[2, 1, b'x'])),
-            Some((id, [0xaa; 20]))
-        );
+        let leecher = Peek {
+            connection_id: 0x1122_3344_5566_7788,
+            info_hash: [0xaa; 20],
+            seeder: false,
+            port: 6881,
+        };
+        assert_eq!(peek_announce(&announce_bytes(&[])), Some(leecher));
+        assert_eq!(peek_announce(&announce_bytes(&[2, 1, b'x'])), Some(leecher));
+        let mut seeding = announce_bytes(&[]);
+        seeding[64..72].copy_from_slice(&0u64.to_be_bytes());
+        seeding[96..98].copy_from_slice(&51413u16.to_be_bytes());
+        let seeder = Peek {
+            seeder: true,
+            port: 51413,
+            ..leecher
+        };
+        assert_eq!(peek_announce(&seeding), Some(seeder));
+        assert!(matches!(
+            parse(&seeding, &mut Vec::new()),
+            Ok(Request::Announce(a)) if a.left == 0 && a.port == 51413
+        ));
         let a = announce_bytes(&[]);
         assert_eq!(peek_announce(&a[..ANNOUNCE_LEN - 1]), None);
         let mut scrape = a.clone();

@@ -52,7 +52,7 @@ use super::codec::{self, AnnounceRequest, Request};
 use super::connid::Refused;
 use crate::access::AccessList;
 use crate::config::Config;
-use crate::core::announce::{Announce, PeerBuf, Place};
+use crate::core::announce::{Announce, Announcer, PeerBuf, Place};
 use crate::core::{Event, Failure, InfoHash};
 use crate::http::client_ip::canonical;
 use crate::rng::Rng;
@@ -181,7 +181,13 @@ impl UdpFront {
                 }
             };
             served += n;
-            locate(&self.shared, &self.rx, &mut self.places, n);
+            locate(
+                &self.shared,
+                &self.rx,
+                &mut self.places,
+                n,
+                &mut self.scratch.rng,
+            );
             for k in 0..n {
                 let Some((datagram, from)) = self.rx.get(k) else {
                     continue;
@@ -252,26 +258,47 @@ impl UdpFront {
 /// unlock is a full fence: so first each stripe's lines are asked for
 /// (`Tracker::locate`, no lock), then each table slot's (`fetch`, no
 /// lock: the stripe's layout has arrived by then), then each swarm's
-/// records (`warm`, a short lock whose lines are there or arriving), and
-/// only then does serving begin. Only announces with a valid connection
-/// ID are located: a forged datagram never touches the store.
-fn locate(shared: &Shared, rx: &RecvBatch, places: &mut [Option<Place>], n: usize) {
+/// records (`warm`, a short lock whose lines are there or arriving). A
+/// big swarm's announcer is two more misses away, each under a short
+/// lock: its index slot (`aim`), then its record and the start of the
+/// window its peers will come from (`reach`). Only then does serving
+/// begin. Only announces with a valid connection ID are located: a forged
+/// datagram never touches the store.
+///
+/// Measured, `benches/same-core.sh udp` against the build without them,
+/// 4 rounds each way: the stripe, slot and `warm` passes 5.6–7.3% less
+/// CPU per request; `aim` and `reach` a further 2.0–4.3% for the record
+/// alone, 2.3–5.8% with the window (under aquatic_udp_load_test two
+/// thirds of announces go to swarms over 48 peers).
+fn locate(shared: &Shared, rx: &RecvBatch, places: &mut [Option<Place>], n: usize, rng: &mut Rng) {
     let tracker = &shared.tracker;
     let now = tracker.clock().now();
     // Entries from `n` on are stale and never read (the serve loop stops
     // at `n` too).
     for (k, place) in places.iter_mut().enumerate().take(n) {
         *place = rx.get(k).and_then(|(d, from)| {
-            let (id, hash) = codec::peek_announce(d)?;
-            shared.conn_ids.check(id, canonical(from.ip()), now).ok()?;
-            Some(tracker.locate(&hash))
+            let peek = codec::peek_announce(d)?;
+            let ip = canonical(from.ip());
+            shared.conn_ids.check(peek.connection_id, ip, now).ok()?;
+            let who = Announcer {
+                peer: SocketAddr::new(ip, peek.port),
+                seeder: peek.seeder,
+                draw: rng.next_u64(),
+            };
+            Some(tracker.locate(&peek.info_hash, Some(who)))
         });
     }
     for place in places.iter().take(n).flatten() {
         tracker.fetch(place);
     }
-    for place in places.iter().take(n).flatten() {
+    for place in places.iter_mut().take(n).flatten() {
         tracker.warm(place);
+    }
+    for place in places.iter_mut().take(n).flatten() {
+        tracker.aim(place);
+    }
+    for place in places.iter().take(n).flatten() {
+        tracker.reach(place);
     }
 }
 
