@@ -27,6 +27,7 @@ use crate::access::AccessList;
 use crate::config::Config;
 use crate::server::{Env, Shared, Throttle};
 use crate::stats::{Reject, WorkerStats};
+use crate::sys::fin::send_held;
 
 /// Listener `i` has token `LISTENER_BASE + i`.
 pub const LISTENER_BASE: usize = 1;
@@ -462,8 +463,17 @@ impl HttpFront {
 /// Writes what `out` holds. `Ok(true)`: all written; `Ok(false)`: the socket
 /// is full; `Err`: the connection is broken.
 fn flush(conn: &mut Conn, stats: &WorkerStats) -> io::Result<bool> {
+    // The last reply of a connection that closes next: its bytes leave
+    // with the FIN, in one segment instead of two (`sys::fin`).
+    let last = conn.close_after_flush && conn.full_scrape.is_none();
     while conn.has_output() {
-        match conn.stream.write(&conn.out[conn.out_pos..]) {
+        let rest = &conn.out[conn.out_pos..];
+        let sent = if last {
+            send_held(&conn.stream, rest)
+        } else {
+            conn.stream.write(rest)
+        };
+        match sent {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 conn.out_pos += n;
@@ -474,6 +484,13 @@ fn flush(conn: &mut Conn, stats: &WorkerStats) -> io::Result<bool> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+    if last {
+        // The FIN now, with the held bytes, rather than at `close`: a
+        // socket closed with unread input (a client still sending, as a
+        // rejected oversized head does) resets instead and would drop them.
+        // An error here changes nothing: the connection closes next.
+        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
     }
     conn.out.clear();
     conn.out_pos = 0;
