@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(gauges.torrents.load(Relaxed), 50);
     }
 
-    /// Big swarms take the three extra passes (`aim`, `reach`); a wrong
+    /// Big swarms take the two extra passes (`aim`, `reach`); a wrong
     /// hint about the announcer changes nothing, and the located draw is
     /// where the peers handed out come from.
     #[test]

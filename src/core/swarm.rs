@@ -450,7 +450,8 @@ impl Swarm {
                 false
             }
             Peers::Big(big) => {
-                // Both lists and their indexes: three lines.
+                // Both lists and their indexes: every line the struct
+                // touches (three or four, by its alignment).
                 let at: *const u8 = (&**big as *const Big).cast();
                 let size = std::mem::size_of::<Big>();
                 for offset in (0..size).step_by(64).chain([size - 1]) {
