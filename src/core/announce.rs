@@ -249,34 +249,31 @@ impl Tracker {
     /// up. Its slot should be in the cache already (`fetch`), so the lock
     /// is not held over a miss.
     pub fn warm(&self, place: &mut Place) {
-        let stripe = self.store.stripe_hashed(place.h);
-        if let Some(swarm) = stripe.get_hashed(place.h, &place.info_hash) {
-            place.deep = swarm.prefetch() && place.who.is_some();
-        }
+        let big = self.peek(place, Swarm::prefetch);
+        place.deep = big == Some(true) && place.who.is_some();
     }
 
     /// A big swarm (`warm` said so): starts loading the index slot of the
     /// announcer's record (`Swarm::aim`), under another short lock.
     pub fn aim(&self, place: &mut Place) {
-        let (true, Some(who)) = (place.deep, place.who) else {
-            return;
-        };
-        let stripe = self.store.stripe_hashed(place.h);
-        place.deep = stripe
-            .get_hashed(place.h, &place.info_hash)
-            .is_some_and(|swarm| swarm.aim(who.peer));
+        if let (true, Some(who)) = (place.deep, place.who) {
+            place.deep = self.peek(place, |swarm| swarm.aim(who.peer)) == Some(true);
+        }
     }
 
     /// After `aim`: starts loading the announcer's record itself and the
     /// start of its peers' window (`Swarm::reach`).
     pub fn reach(&self, place: &Place) {
-        let (true, Some(who)) = (place.deep, place.who) else {
-            return;
-        };
-        let stripe = self.store.stripe_hashed(place.h);
-        if let Some(swarm) = stripe.get_hashed(place.h, &place.info_hash) {
-            swarm.reach(who.peer, who.seeder, who.draw);
+        if let (true, Some(who)) = (place.deep, place.who) {
+            self.peek(place, |swarm| swarm.reach(who.peer, who.seeder, who.draw));
         }
+    }
+
+    /// `f` on the located torrent's swarm, under its stripe's lock; `None`
+    /// when the torrent has no swarm.
+    fn peek<T>(&self, place: &Place, f: impl FnOnce(&Swarm) -> T) -> Option<T> {
+        let stripe = self.store.stripe_hashed(place.h);
+        stripe.get_hashed(place.h, &place.info_hash).map(f)
     }
 
     /// `announce` of a torrent already located (`locate`, `warm`): the
