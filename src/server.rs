@@ -26,7 +26,10 @@ use crate::config::Config;
 use crate::core::announce::Tracker;
 use crate::http::limits::{ConnLimiter, FullScrapeLimiter};
 use crate::http::server::HttpFront;
+use crate::config::Mode;
 use crate::live::Live;
+use crate::private::flusher::{self, Flusher, Order};
+use crate::private::Private;
 use crate::snapshot::{self, SaveTimer};
 use crate::stats::{Stats, WorkerStats};
 use crate::sys::defer;
@@ -68,6 +71,8 @@ pub struct Shared {
     pub conn_ids: ConnIds,
     /// Set once to stop every thread.
     pub shutdown: AtomicBool,
+    /// Private mode's users, torrents and deltas; `None` in public mode.
+    pub private: Option<Private>,
 }
 
 /// What a request handler reads: the shared state, and the worker's own
@@ -100,6 +105,9 @@ pub struct Server {
     udp_addrs: Vec<SocketAddr>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<()>>,
+    /// Private mode: the flusher (stopped after every other thread) and
+    /// its order channel.
+    flusher: Option<(JoinHandle<()>, crossbeam_channel::Sender<Order>)>,
     events_tx: Sender<Event>,
     events_rx: Receiver<Event>,
 }
@@ -121,7 +129,25 @@ pub fn start(config: Config) -> io::Result<Server> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let workers = config.worker_count();
     let clock = Clock::new();
+    // Private mode: the database first (a file that cannot be opened or
+    // holds a foreign schema stops the start), then its users, torrents
+    // and live peers, all before any socket is served.
+    let private = match config.mode {
+        Mode::Public => None,
+        Mode::Private => {
+            let bad = |e: crate::db::DbError| io::Error::new(io::ErrorKind::InvalidData, e.0);
+            let mut db = crate::db::open(&config.database).map_err(bad)?;
+            let private = Private::new(config.stripes, workers, db.owns_site_tables());
+            flusher::start(&private, db.as_mut(), &clock, config.peer_timeout).map_err(bad)?;
+            Some((private, db))
+        }
+    };
+    let (private, db) = match private {
+        Some((p, db)) => (Some(p), Some(db)),
+        None => (None, None),
+    };
     let shared = Arc::new(Shared {
+        private,
         tracker: Tracker::new(&config, clock),
         stats: Stats::new(workers),
         limiter: ConnLimiter::default(),
@@ -189,6 +215,7 @@ pub fn start(config: Config) -> io::Result<Server> {
         udp_addrs,
         wakers: Vec::new(),
         threads: Vec::new(),
+        flusher: None,
         events_tx,
         events_rx,
     };
@@ -199,11 +226,28 @@ pub fn start(config: Config) -> io::Result<Server> {
             .push(Arc::new(Waker::new(poll.registry(), WAKER)?));
         let http = HttpFront::new(id, poll.registry(), Arc::clone(&shared), listeners)?;
         let udp = UdpFront::new(id, poll.registry(), Arc::clone(&shared), sockets)?;
-        let worker = Worker::new(poll, Arc::clone(&shared), http, udp);
+        let worker = Worker::new(id, poll, Arc::clone(&shared), http, udp);
         server.spawn(format!("worker-{id}"), move || worker.run())?;
     }
     let reaper_shared = Arc::clone(&shared);
     server.spawn("reaper".into(), move || reaper(&reaper_shared))?;
+    if let Some(db) = db {
+        // flusher: the only thread that writes the database.
+        let (orders_tx, orders_rx) = crossbeam_channel::unbounded();
+        let flusher_shared = Arc::clone(&shared);
+        let notice = ExitNotice("flusher".into(), server.events_tx.clone());
+        let handle = std::thread::Builder::new()
+            .name("flusher".into())
+            .spawn(move || {
+                let _notice = notice;
+                let Some(private) = flusher_shared.private.as_ref() else {
+                    return;
+                };
+                let interval = || flusher_shared.config.load().flush_interval;
+                Flusher::new(private, db).run(&orders_rx, interval);
+            })?;
+        server.flusher = Some((handle, orders_tx));
+    }
     Ok(server)
 }
 
@@ -287,6 +331,15 @@ impl Server {
     /// Stops accepting, lets workers finish replies in flight, stops every
     /// thread and waits for them, then saves the swarms to `state_file`
     /// (if set; a failed save is logged, the shutdown goes on).
+    /// Private mode: asks the flusher to commit, then re-read users,
+    /// torrents, tokens and whitelist from the database (SIGUSR1).
+    pub fn reload_database(&self) -> bool {
+        match &self.flusher {
+            Some((_, orders)) => orders.send(Order::Reload).is_ok(),
+            None => false,
+        }
+    }
+
     pub fn shutdown(self) {
         self.shared.shutdown.store(true, Ordering::Release);
         for w in &self.wakers {
@@ -297,6 +350,12 @@ impl Server {
         }
         for t in self.threads {
             let _ = t.join();
+        }
+        // Last: the workers and the reaper are gone, so the flusher's
+        // final commit holds every delta they recorded.
+        if let Some((handle, orders)) = self.flusher {
+            let _ = orders.send(Order::Stop);
+            let _ = handle.join();
         }
         // Every thread has stopped: the store no longer changes.
         snapshot::save_logged(&self.shared.tracker, &self.shared.config.load(), false);
@@ -437,6 +496,15 @@ fn reaper(shared: &Shared) {
             continue;
         }
         let config = shared.config.load();
+        if let Some(private) = &shared.private {
+            let cutoff = shared
+                .tracker
+                .clock()
+                .now()
+                .saturating_sub(crate::clock::secs(config.peer_timeout));
+            private.reap(cutoff);
+            private.prune_deleted(config.del_reason_lifetime);
+        }
         shared.reload_access_if_changed(&config);
         let access = shared.access.load();
         let totals = shared

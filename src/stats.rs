@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crate::core::announce::{Gauges, Totals};
 use crate::core::Failure;
+use crate::private::{Private, Refusal};
 use crate::udp::codec::Invalid;
 
 /// Address family label.
@@ -126,6 +127,8 @@ pub struct WorkerStats {
     pub udp_bytes_in: AtomicU64,
     /// UDP bytes written.
     pub udp_bytes_out: AtomicU64,
+    /// Private requests refused, per `private::Refusal::index`.
+    pub private_refusals: [AtomicU64; Refusal::LABELS.len()],
     /// This worker's share of the live torrent and peer counts.
     pub gauges: Gauges,
 }
@@ -222,8 +225,36 @@ impl Stats {
         sum.max(0) as u64
     }
 
-    /// Renders the stats page.
-    pub fn render(&self) -> String {
+    /// The figures of the private report API's `get=stats`.
+    pub fn report_figures(&self) -> crate::private::report::Figures {
+        let both = |f: &dyn Fn(&WorkerStats) -> &[[AtomicU64; 2]; 2]| -> u64 {
+            (0..2)
+                .flat_map(|p| [0, 1].map(move |i| (p, i)))
+                .map(|(p, i)| self.sum(|w| &f(w)[p][i]))
+                .sum()
+        };
+        let udp: u64 = (0..3)
+            .flat_map(|a| [0, 1].map(move |f| (a, f)))
+            .map(|(a, f)| self.sum(|w| &w.udp_requests[a][f]))
+            .sum();
+        let refused: u64 = (0..Refusal::LABELS.len())
+            .map(|i| self.sum(|w| &w.private_refusals[i]))
+            .sum();
+        crate::private::report::Figures {
+            uptime: self.started.elapsed().as_secs(),
+            connections_opened: self.sum(|w| &w.http_accepted),
+            open_connections: self.http_open.load(Relaxed) as u64,
+            requests: self.sum(|w| &w.http_requests) + udp,
+            announces: both(&|w| &w.announces),
+            failed_announces: refused,
+            scrapes: both(&|w| &w.scrapes),
+            bytes_read: self.sum(|w| &w.http_bytes_in) + self.sum(|w| &w.udp_bytes_in),
+            bytes_written: self.sum(|w| &w.http_bytes_out) + self.sum(|w| &w.udp_bytes_out),
+        }
+    }
+
+    /// Renders the stats page; in private mode `private` adds its section.
+    pub fn render(&self, private: Option<&Private>) -> String {
         let mut page = Page(String::with_capacity(4096));
         let t = self.totals();
         page.gauge(
@@ -396,7 +427,99 @@ impl Stats {
             "Longest time the last reap held one stripe.",
             &[("", t.longest_hold.as_micros() as u64)],
         );
+        if let Some(p) = private {
+            self.render_private(&mut page, p);
+        }
         page.0
+    }
+
+    fn render_private(&self, page: &mut Page, p: &Private) {
+        let refusals: Vec<(String, u64)> = Refusal::LABELS
+            .iter()
+            .enumerate()
+            .map(|(i, label)| {
+                (
+                    format!("reason=\"{label}\""),
+                    self.sum(|w| &w.private_refusals[i]),
+                )
+            })
+            .collect();
+        page.counter_owned(
+            "hayate_private_refusals_total",
+            "Private requests refused, by Ocelot's failure reason.",
+            &refusals,
+        );
+        let f = &p.flush;
+        let get = |a: &AtomicU64| a.load(Relaxed);
+        let gauge = |a: &AtomicI64| u64::try_from(a.load(Relaxed)).unwrap_or(0);
+        page.gauge(
+            "hayate_private_users",
+            "Users loaded (passkeys).",
+            &[("", p.users().len() as u64)],
+        );
+        page.gauge(
+            "hayate_private_torrents",
+            "Registered torrents.",
+            &[("", p.torrent_count() as u64)],
+        );
+        page.gauge(
+            "hayate_private_tokens",
+            "Freeleech tokens held.",
+            &[("", p.token_count() as u64)],
+        );
+        page.gauge(
+            "hayate_private_peers",
+            "Private peers by kind.",
+            &[
+                ("kind=\"seeder\"", gauge(&p.seeders)),
+                ("kind=\"leecher\"", gauge(&p.leechers)),
+            ],
+        );
+        page.counter(
+            "hayate_private_ledgers_handed_over_total",
+            "Ledgers of deltas handed to the flusher.",
+            &[("", get(&f.handed_over))],
+        );
+        page.counter(
+            "hayate_private_deltas_total",
+            "Deltas (announces, count changes) handed to the flusher.",
+            &[("", get(&f.deltas))],
+        );
+        page.counter(
+            "hayate_private_batches_committed_total",
+            "Batches committed to the database.",
+            &[("", get(&f.batches))],
+        );
+        page.counter(
+            "hayate_private_peer_rows_committed_total",
+            "Peer rows (xbt_files_users) committed.",
+            &[("", get(&f.peer_rows))],
+        );
+        page.gauge(
+            "hayate_private_commit_last_microseconds",
+            "How long the last commit took.",
+            &[("", get(&f.last_commit_micros))],
+        );
+        page.counter(
+            "hayate_private_commit_microseconds_total",
+            "Time spent committing.",
+            &[("", get(&f.commit_micros))],
+        );
+        page.counter(
+            "hayate_private_database_errors_total",
+            "Commits that failed (retried with back-off).",
+            &[("", get(&f.errors))],
+        );
+        page.gauge(
+            "hayate_private_oldest_uncommitted_milliseconds",
+            "Age of the oldest delta the flusher holds that is not committed yet; 0 when none.",
+            &[("", get(&f.oldest_pending_millis))],
+        );
+        page.counter(
+            "hayate_private_reloads_total",
+            "Reloads of users, torrents, tokens and whitelist from the database.",
+            &[("", get(&f.reloads))],
+        );
     }
 }
 
@@ -445,7 +568,7 @@ mod tests {
         WorkerStats::bump(&s.worker(1).announces[PROTO_HTTP][0]);
         WorkerStats::bump(&s.worker(1).announces[PROTO_UDP][1]);
         WorkerStats::bump(&s.worker(1).failures[Failure::InvalidPort as usize]);
-        let page = s.render();
+        let page = s.render(None);
         assert!(
             page.contains("hayate_announces_total{proto=\"http\",family=\"ipv4\"} 2\n"),
             "{page}"

@@ -29,6 +29,8 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 /// A worker: its poll and both fronts.
 pub struct Worker {
+    /// Its number (`worker-N`): its private ledger slot.
+    id: usize,
     poll: Poll,
     shared: Arc<Shared>,
     http: HttpFront,
@@ -43,8 +45,9 @@ pub struct Worker {
 
 impl Worker {
     /// A worker over its poll (with the waker registered) and fronts.
-    pub fn new(poll: Poll, shared: Arc<Shared>, http: HttpFront, udp: UdpFront) -> Worker {
+    pub fn new(id: usize, poll: Poll, shared: Arc<Shared>, http: HttpFront, udp: UdpFront) -> Worker {
         Worker {
+            id,
             poll,
             config: Cached::new(&shared.config),
             access: Cached::new(&shared.access),
@@ -103,6 +106,9 @@ impl Worker {
                 }
             }
             self.http.after_events(tick);
+            if let Some(private) = &self.shared.private {
+                private.hand_over(self.id, false);
+            }
             if self.shared.shutdown.load(Ordering::Acquire) {
                 self.drain();
                 return;

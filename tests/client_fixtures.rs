@@ -120,7 +120,7 @@ fn datagram(f: &Fixture, i: usize, line: &str) -> Vec<u8> {
         .strip_prefix("udp ")
         .unwrap_or_else(|| panic!("{}: request {}: not a udp line", f.path.display(), i + 1));
     assert!(
-        hex.len() % 2 == 0 && hex.len() >= 32,
+        hex.len().is_multiple_of(2) && hex.len() >= 32,
         "{}: request {}",
         f.path.display(),
         i + 1

@@ -299,7 +299,7 @@ fn issue6_every_attack_at_once_against_one_tracker() {
         threads_min = threads_min.min(threads);
         threads_max = threads_max.max(threads);
         fds_max = fds_max.max(p.fds());
-        if round % 10 == 0 {
+        if round.is_multiple_of(10) {
             let page = get(addr, "/stats").text();
             open_max = open_max.max(metric(&page, "hayate_http_connections_open").unwrap_or(0));
         }

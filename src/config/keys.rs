@@ -264,6 +264,36 @@ pub static KEYS: &[Key] = &[
         "One full scrape per client address per this period",
         v::parse_duration, v::render_duration
     },
+    key! {
+        mode, "mode", "public", "",
+        "public: anyone may announce; private: users by passkey, credit to a database (Gazelle/Ocelot)",
+        super::parse_mode, super::render_mode
+    },
+    key! {
+        site_password, "string", "", "",
+        "Private mode: the site's secret for /<site_password>/update (32 characters)",
+        v::parse_string, v::render_string, super::check_password
+    },
+    key! {
+        report_password, "string", "", "",
+        "Private mode: the secret for /<report_password>/report (32 characters)",
+        v::parse_string, v::render_string, super::check_password
+    },
+    key! {
+        database, "string", "sqlite:hayate.db", "",
+        "Private mode: where users, torrents and credit live; sqlite:PATH (relative to the working directory)",
+        v::parse_string, v::render_string, super::check_database
+    },
+    key! {
+        flush_interval, "duration", "3s", "",
+        "Private mode: how often credit and peer baselines are committed, in one transaction",
+        v::parse_duration, v::render_duration, super::check_positive_duration
+    },
+    key! {
+        del_reason_lifetime, "duration", "24h", "",
+        "Private mode: how long a deleted torrent's announces are told its deletion reason",
+        v::parse_duration, v::render_duration
+    },
 ];
 
 /// `auto` (stored as 0) or a thread count.
@@ -369,7 +399,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_fields_and_flags() {
-        assert_eq!(KEYS.len(), 35);
+        assert_eq!(KEYS.len(), 41);
         for (i, key) in KEYS.iter().enumerate() {
             assert!(
                 KEYS.iter().skip(i + 1).all(|k| k.name != key.name),

@@ -90,6 +90,76 @@ pub struct Config {
     pub full_scrape: bool,
     /// One full scrape per client address per this period.
     pub full_scrape_interval: Duration,
+    /// Public or private tracker.
+    pub mode: Mode,
+    /// Private mode: secret of the control API.
+    pub site_password: String,
+    /// Private mode: secret of the report API.
+    pub report_password: String,
+    /// Private mode: database URL (`sqlite:PATH`).
+    pub database: String,
+    /// Private mode: commit period of the flusher.
+    pub flush_interval: Duration,
+    /// Private mode: how long a deletion reason is kept.
+    pub del_reason_lifetime: Duration,
+}
+
+/// Public or private tracker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Anyone may announce any torrent (allow/deny lists apply).
+    Public,
+    /// Users by passkey, registered torrents, credit (Gazelle/Ocelot).
+    Private,
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    match s {
+        "public" => Ok(Mode::Public),
+        "private" => Ok(Mode::Private),
+        _ => Err(format!("expected public or private, got {s:?}")),
+    }
+}
+
+fn render_mode(m: &Mode) -> String {
+    match m {
+        Mode::Public => "public".into(),
+        Mode::Private => "private".into(),
+    }
+}
+
+/// Length of the site and report passwords (Ocelot's, and Gazelle's URLs).
+pub const PASSWORD_LEN: usize = 32;
+
+fn check_password(p: &str) -> Result<(), String> {
+    if p.is_empty() || (p.len() == PASSWORD_LEN && p.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'?')) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be exactly {PASSWORD_LEN} printable characters without / or ?, got {}",
+            p.len()
+        ))
+    }
+}
+
+fn check_database(url: &str) -> Result<(), String> {
+    match url.split_once(':') {
+        Some((scheme, rest)) if crate::db::SCHEMES.contains(&scheme) => {
+            if rest.is_empty() {
+                Err(format!("{scheme}: needs a path, like {scheme}:hayate.db"))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Err(format!(
+            "unknown scheme in {url:?}; known: {}",
+            crate::db::SCHEMES
+                .iter()
+                .map(|s| format!("{s}:"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 impl Config {
@@ -157,6 +227,12 @@ impl Config {
             local_networks: Vec::new(),
             full_scrape: false,
             full_scrape_interval: Duration::ZERO,
+            mode: Mode::Public,
+            site_password: String::new(),
+            report_password: String::new(),
+            database: String::new(),
+            flush_interval: Duration::ZERO,
+            del_reason_lifetime: Duration::ZERO,
         }
     }
 
@@ -181,6 +257,21 @@ impl Config {
                 d(&self.announce_jitter),
                 d(&self.announce_interval)
             ));
+        }
+        if self.mode == Mode::Private {
+            for (name, value) in [
+                ("site_password", &self.site_password),
+                ("report_password", &self.report_password),
+            ] {
+                if value.len() != PASSWORD_LEN {
+                    return Err(format!(
+                        "{name}: private mode needs a secret of exactly {PASSWORD_LEN} characters"
+                    ));
+                }
+            }
+            if self.site_password == self.report_password {
+                return Err("report_password must differ from site_password".into());
+            }
         }
         if self.numwant_default > self.numwant_max {
             return Err(format!(
@@ -386,6 +477,12 @@ mod tests {
             local_networks: vec![IpNet::from(std::net::IpAddr::from([1, 1, 1, 1]))],
             full_scrape: true,
             full_scrape_interval: Duration::from_secs(1),
+            mode: Mode::Private,
+            site_password: "x".into(),
+            report_password: "y".into(),
+            database: "sqlite:x".into(),
+            flush_interval: Duration::from_secs(1),
+            del_reason_lifetime: Duration::from_secs(1),
         };
         for key in KEYS {
             assert_eq!(key.set(&mut other, key.default), Ok(()), "{}", key.name);

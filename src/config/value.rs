@@ -76,7 +76,7 @@ pub fn render_duration(d: &Duration) -> String {
         return "0".into();
     }
     for (unit, per) in DURATION_UNITS {
-        if millis % u128::from(per) == 0 {
+        if millis.is_multiple_of(u128::from(per)) {
             return format!("{}{unit}", millis / u128::from(per));
         }
     }
@@ -111,7 +111,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 /// Renders a size in the largest binary unit that holds it exactly.
 pub fn render_size(n: &usize) -> String {
     for (unit, per) in SIZE_UNITS {
-        if *n >= per && n % per == 0 && per > 1 {
+        if *n >= per && n.is_multiple_of(per) && per > 1 {
             return format!("{}{unit}", n / per);
         }
     }

@@ -466,7 +466,9 @@ impl Tracker {
         )
     }
 
-    fn jittered_interval(&self, rng: &mut Rng) -> u32 {
+    /// `interval` for a reply: `announce_interval` ± up to `announce_jitter`,
+    /// never below `min announce interval`.
+    pub fn jittered_interval(&self, rng: &mut Rng) -> u32 {
         let t = &self.timers;
         let (interval, jitter) = (t.interval_secs.load(Relaxed), t.jitter_secs.load(Relaxed));
         if jitter == 0 {
@@ -532,11 +534,11 @@ mod tests {
             let addr = |n: u32| {
                 SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + n % 60), 1 + (n % 7) as u16)
             };
-            let v6 = (n % 3 == 0)
+            let v6 = n.is_multiple_of(3)
                 .then(|| SocketAddrV6::new(std::net::Ipv6Addr::from(u128::from(n % 40)), 9, 0, 0));
             let a = Announce {
                 info_hash: [(n % 9) as u8; 20],
-                v4: (n % 5 != 0).then(|| addr(n)),
+                v4: (!n.is_multiple_of(5)).then(|| addr(n)),
                 v6,
                 left: u64::from(n % 2),
                 event: [

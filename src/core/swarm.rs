@@ -685,8 +685,8 @@ mod tests {
         for step in 0..20_000u32 {
             let now = step / 10;
             let id = rng.below(400) as u16;
-            let v4 = (id < 200 || id % 7 == 0).then(|| a4((id % 250) as u8, 1000 + id));
-            let v6 = (id >= 200 || id % 7 == 0).then(|| a6(id, 1000 + id));
+            let v4 = (id < 200 || id.is_multiple_of(7)).then(|| a4((id % 250) as u8, 1000 + id));
+            let v6 = (id >= 200 || id.is_multiple_of(7)).then(|| a6(id, 1000 + id));
             // Phases of 2,000 steps: grow (towards ~250 peers, big), then
             // shrink (towards ~15, packed), five times each.
             let growing = (step / 2_000) % 2 == 0;

@@ -162,10 +162,16 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
         target.escape_ascii()
     );
     let (path, query) = split_target(target);
+    let user_agent = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("user-agent"))
+        .map_or(&[][..], |h| h.value);
     let request = Request {
         path,
         query,
         client: request_client(req, conn.peer.ip(), config),
+        user_agent,
     };
     let status = ctx.routes.serve(&ctx.env, &request, ctx.body);
     if status == Status::FullScrape {
@@ -185,6 +191,7 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
             (200, "text/plain; version=0.0.4; charset=utf-8")
         }
         Status::Ok | Status::FullScrape => (200, "text/plain"),
+        Status::Html => (200, "text/html; charset=utf-8"),
         Status::NotFound => (404, "text/plain"),
     };
     write_response(

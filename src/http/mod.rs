@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod conn;
 pub mod limits;
 pub mod percent;
+pub mod private;
 pub mod query;
 pub mod reply;
 pub mod routes;

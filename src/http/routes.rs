@@ -10,7 +10,9 @@ use super::{query, reply};
 use crate::access::AccessList;
 use crate::config::Config;
 use crate::core::announce::{Announce, PeerBuf, ScrapeCounts};
+use crate::config::Mode;
 use crate::core::{Failure, InfoHash};
+use crate::private::swarm::Picked;
 use crate::rng::Rng;
 use crate::server::{Env, Shared};
 use crate::stats::{Family, WorkerStats, PROTO_HTTP};
@@ -24,6 +26,8 @@ pub struct Request<'a> {
     /// The client, after trusted-proxy resolution; `None` when a trusted
     /// proxy sent an unusable address header.
     pub client: Option<IpAddr>,
+    /// The `User-Agent` header (empty when none).
+    pub user_agent: &'a [u8],
 }
 
 /// What the route produced.
@@ -36,24 +40,39 @@ pub enum Status {
     /// A full scrape: the body is produced in slices by `full_scrape_slice`
     /// as the connection drains.
     FullScrape,
+    /// 200, body is an HTML page.
+    Html,
 }
 
 /// A worker's router with its reusable scratch space.
 pub struct Routes {
-    rng: Rng,
+    pub(super) rng: Rng,
     peers: PeerBuf,
-    hashes: Vec<InfoHash>,
-    files: Vec<(InfoHash, ScrapeCounts)>,
+    pub(super) hashes: Vec<InfoHash>,
+    pub(super) files: Vec<(InfoHash, ScrapeCounts)>,
+    /// Private mode's reply peers.
+    pub(super) picked: Picked,
+    /// The worker's id: its private ledger.
+    pub(super) slot: usize,
 }
 
-impl Default for Routes {
-    fn default() -> Self {
+impl Routes {
+    /// Worker `slot`'s router.
+    pub fn new(slot: usize) -> Routes {
         Routes {
             rng: Rng::from_entropy(),
             peers: PeerBuf::default(),
             hashes: Vec::new(),
             files: Vec::new(),
+            picked: Picked::default(),
+            slot,
         }
+    }
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes::new(0)
     }
 }
 
@@ -67,6 +86,11 @@ impl Routes {
             ..
         } = *env;
         body.clear();
+        if config.mode == Mode::Private {
+            if let Some(status) = super::private::serve(self, env, req, body) {
+                return status;
+            }
+        }
         match req.path {
             b"/announce" => {
                 if let Err(f) = self.announce(env, req, body) {
@@ -83,7 +107,8 @@ impl Routes {
             },
             p if p == config.stats_path.as_bytes() => match req.client {
                 Some(ip) if is_in(&config.stats_allow, ip) => {
-                    body.extend_from_slice(shared.stats.render().as_bytes());
+                    let page = shared.stats.render(shared.private.as_ref());
+                    body.extend_from_slice(page.as_bytes());
                     Status::Ok
                 }
                 _ => not_found(body),
@@ -236,7 +261,7 @@ fn retry_in(f: Failure, config: &Config) -> Option<RetryIn> {
     }
 }
 
-fn not_found(body: &mut Vec<u8>) -> Status {
+pub(super) fn not_found(body: &mut Vec<u8>) -> Status {
     body.clear();
     body.extend_from_slice(b"not found\n");
     Status::NotFound

@@ -94,7 +94,7 @@ impl HttpFront {
             pending: Vec::new(),
             scratch,
             body: Vec::with_capacity(4096),
-            routes: Routes::default(),
+            routes: Routes::new(id),
             accept_retry_at: None,
             accept_warn: Throttle::new(Duration::from_secs(10)),
             next_sweep: Instant::now(),

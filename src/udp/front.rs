@@ -55,6 +55,9 @@ use crate::config::Config;
 use crate::core::announce::{Announce, Announcer, PeerBuf, Place};
 use crate::core::{Event, Failure, InfoHash};
 use crate::http::client_ip::canonical;
+use crate::private::announce::Request as PrivRequest;
+use crate::private::swarm::Picked;
+use crate::private::{Private, Refusal};
 use crate::rng::Rng;
 use crate::server::{Env, Shared};
 use crate::stats::{Family, WorkerStats, PROTO_UDP};
@@ -99,6 +102,10 @@ struct Scratch {
     url: Vec<u8>,
     peers: PeerBuf,
     rng: Rng,
+    /// Private mode's reply peers.
+    picked: Picked,
+    /// The worker's id: its private ledger.
+    slot: usize,
 }
 
 /// What handling a datagram produced.
@@ -140,6 +147,8 @@ impl UdpFront {
                 url: Vec::with_capacity(codec::MAX_URL_DATA),
                 peers: PeerBuf::default(),
                 rng: Rng::from_entropy(),
+                picked: Picked::default(),
+                slot: id,
             },
         })
     }
@@ -181,13 +190,18 @@ impl UdpFront {
                 }
             };
             served += n;
-            locate(
+            if self.shared.private.is_some() {
+                // Private swarms live in their own store: nothing to locate.
+                self.places = [None; BATCH];
+            } else {
+                locate(
                 &self.shared,
                 &self.rx,
                 &mut self.places,
                 n,
-                &mut self.scratch.rng,
-            );
+                    &mut self.scratch.rng,
+                );
+            }
             for k in 0..n {
                 let Some((datagram, from)) = self.rx.get(k) else {
                     continue;
@@ -345,7 +359,18 @@ fn handle(
                     return refuse(&mut scratch.send, stats, a.transaction_id, why);
                 }
             }
-            if let Err(f) = announce(env, scratch, &a, ip, place) {
+            if let Some(private) = &shared.private {
+                match private_announce(env, private, scratch, &a, ip) {
+                    Ok(()) => WorkerStats::bump(&stats.announces[PROTO_UDP][family]),
+                    Err(refusal) => {
+                        if let Refusal::Query(f) = refusal {
+                            WorkerStats::bump(&stats.failures[f as usize]);
+                        }
+                        WorkerStats::bump(&stats.private_refusals[refusal.index()]);
+                        codec::error_reply(&mut scratch.send, a.transaction_id, &refusal.reason());
+                    }
+                }
+            } else if let Err(f) = announce(env, scratch, &a, ip, place) {
                 fail(&mut scratch.send, stats, a.transaction_id, f);
             } else {
                 WorkerStats::bump(&stats.announces[PROTO_UDP][family]);
@@ -372,7 +397,12 @@ fn handle(
                 codec::scrape_reply(&mut scratch.send, transaction_id);
                 for chunk in hashes.chunks_exact(20) {
                     let hash: InfoHash = chunk.try_into().unwrap_or([0; 20]);
-                    let c = if access.permits(&hash) {
+                    // Private mode: a UDP scrape carries no passkey (BEP 41
+                    // options are for announces); registered torrents'
+                    // counts only, zeros for the rest.
+                    let c = if let Some(p) = &shared.private {
+                        p.scrape(&hash).unwrap_or_default()
+                    } else if access.permits(&hash) {
                         shared.tracker.scrape(&hash)
                     } else {
                         Default::default()
@@ -454,6 +484,74 @@ fn announce(
         scratch.send.extend_from_slice(peers);
     }
     Ok(())
+}
+
+/// A private announce: the passkey comes from the BEP 41 URL data
+/// (`udp://host:port/<passkey>/announce`), then the same rules as HTTP.
+fn private_announce(
+    env: &Env,
+    private: &Private,
+    scratch: &mut Scratch,
+    a: &AnnounceRequest,
+    ip: IpAddr,
+) -> Result<(), Refusal> {
+    let Env { shared, config, .. } = *env;
+    let passkey = url_passkey(&scratch.url).ok_or(Refusal::PasskeyNotFound)?;
+    let user = private.user(passkey)?;
+    private.check_registered(&a.info_hash)?;
+    let event = a.event.ok_or(Refusal::Query(Failure::InvalidEvent))?;
+    private.check_client(&a.peer_id)?;
+    if a.port == 0 {
+        return Err(Refusal::Query(Failure::InvalidPort));
+    }
+    let (v4, cap) = match ip {
+        IpAddr::V4(_) => (true, MAX_UDP_PEERS_V4),
+        IpAddr::V6(_) => (false, MAX_UDP_PEERS_V6),
+    };
+    let wanted = usize::try_from(a.num_want).unwrap_or(config.numwant_default);
+    let r = PrivRequest {
+        info_hash: a.info_hash,
+        peer_id: a.peer_id,
+        ip,
+        port: a.port,
+        uploaded: a.uploaded,
+        downloaded: a.downloaded,
+        corrupt: 0,
+        left: a.left,
+        event,
+        numwant: wanted.min(config.numwant_max).min(cap),
+        want_v4: v4,
+        want_v6: !v4,
+        user_agent: b"",
+    };
+    let now = shared.tracker.clock().now();
+    let draw = scratch.rng.next_u64();
+    let counts = private.announce(user, &r, now, draw, scratch.slot, &mut scratch.picked)?;
+    let interval = shared.tracker.jittered_interval(&mut scratch.rng);
+    codec::announce_reply(
+        &mut scratch.send,
+        a.transaction_id,
+        interval,
+        counts.incomplete,
+        counts.complete,
+    );
+    if event != Event::Stopped {
+        let peers = if v4 {
+            &scratch.picked.v4
+        } else {
+            &scratch.picked.v6
+        };
+        scratch.send.extend_from_slice(peers);
+    }
+    Ok(())
+}
+
+/// The passkey of BEP 41 URL data `/<passkey>/announce[?...]`.
+fn url_passkey(url: &[u8]) -> Option<&[u8]> {
+    let path = url.split(|&b| b == b'?').next()?;
+    let rest = path.strip_prefix(b"/")?;
+    let (key, action) = rest.split_at(rest.iter().position(|&b| b == b'/')?);
+    (key.len() == crate::config::PASSWORD_LEN && action == b"/announce").then_some(key)
 }
 
 /// An error reply for a refused connection ID (short: no amplification).

@@ -1,0 +1,257 @@
+//! The flusher thread: the only writer of the database. It receives the
+//! workers' ledgers over the bounded channel, merges them into one pending
+//! ledger, and every `flush_interval` commits it, with the control API's
+//! changes, in ONE transaction: credited totals and the per-peer
+//! baselines they were computed up to land together or not at all.
+//!
+//! During an outage (database locked, disk full, file read-only) the
+//! pending ledger stays in memory, bounded by the active peers (it is
+//! keyed by peer, user and torrent), and the commit is retried with
+//! back-off (1 s doubling to 30 s); one log line when the outage starts,
+//! one with its length when it ends. Reloads (SIGUSR1) also run here, so
+//! a worker never waits on the database. At shutdown the flusher takes
+//! what the stopped workers left and commits it last.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+
+use super::ledger::{unix_now, Ledger};
+use super::Private;
+use crate::clock::Clock;
+use crate::db::{Database, DbError, Token};
+
+/// First retry after a failed commit.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between retries during an outage.
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long the last commit at shutdown keeps retrying before giving up
+/// (what it could not write is credited from the committed baselines at
+/// the peers' next announces after the restart).
+const SHUTDOWN_RETRY: Duration = Duration::from_secs(3);
+
+/// What the supervisor asks of the flusher besides committing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Commit, then re-read users, torrents, tokens and whitelist.
+    Reload,
+    /// Commit everything and end.
+    Stop,
+}
+
+/// The flusher's state.
+pub struct Flusher<'a> {
+    private: &'a Private,
+    db: Box<dyn Database>,
+    pending: Ledger,
+    outage: Option<(Instant, String)>,
+    backoff: Duration,
+}
+
+impl<'a> Flusher<'a> {
+    /// A flusher writing `private`'s deltas to `db`.
+    pub fn new(private: &'a Private, db: Box<dyn Database>) -> Flusher<'a> {
+        Flusher {
+            private,
+            db,
+            pending: Ledger::default(),
+            outage: None,
+            backoff: BACKOFF_FIRST,
+        }
+    }
+
+    /// Serves until `Order::Stop`; `interval` gives the current
+    /// `flush_interval` (it follows reloads).
+    pub fn run(mut self, orders: &Receiver<Order>, interval: impl Fn() -> Duration) {
+        let rx = self.private.receiver().clone();
+        let mut next = Instant::now() + interval();
+        loop {
+            let wait = next.saturating_duration_since(Instant::now());
+            select! {
+                recv(rx) -> ledger => {
+                    if let Ok(l) = ledger {
+                        self.take(l);
+                    }
+                }
+                recv(orders) -> order => match order {
+                    Ok(Order::Reload) => {
+                        self.drain(&rx);
+                        self.commit();
+                        self.reload();
+                    }
+                    Ok(Order::Stop) | Err(_) => break,
+                },
+                default(wait) => {}
+            }
+            self.publish_age();
+            if Instant::now() >= next {
+                self.drain(&rx);
+                next = Instant::now()
+                    + if self.commit() {
+                        interval()
+                    } else {
+                        self.backoff
+                    };
+            }
+        }
+        self.finish(&rx);
+    }
+
+    fn take(&mut self, l: Ledger) {
+        let f = &self.private.flush;
+        f.handed_over.fetch_add(1, Relaxed);
+        f.deltas.fetch_add(l.deltas(), Relaxed);
+        self.pending.merge(l);
+    }
+
+    fn drain(&mut self, rx: &Receiver<Ledger>) {
+        while let Ok(l) = rx.try_recv() {
+            self.take(l);
+        }
+    }
+
+    fn publish_age(&self) {
+        let age = self
+            .pending
+            .since()
+            .map_or(0, |t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX));
+        self.private.flush.oldest_pending_millis.store(age, Relaxed);
+    }
+
+    /// Commits the pending ledger and the control API's changes; true
+    /// when it landed (or there was nothing to write).
+    pub fn commit(&mut self) -> bool {
+        let (mirror, marks) = self.private.take_mirror();
+        if self.pending.is_empty() && mirror.is_empty() {
+            return true;
+        }
+        let batch = self.pending.batch(mirror);
+        let started = Instant::now();
+        let result = self.db.commit(&batch);
+        let took = started.elapsed();
+        let f = &self.private.flush;
+        match result {
+            Ok(()) => {
+                let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+                f.batches.fetch_add(1, Relaxed);
+                f.peer_rows.fetch_add(batch.peers.len() as u64, Relaxed);
+                f.last_commit_micros.store(micros, Relaxed);
+                f.commit_micros.fetch_add(micros, Relaxed);
+                log::debug!(
+                    "flush: {} users, {} torrents, {} peer rows, {} snatches in {took:?}",
+                    batch.users.len(),
+                    batch.torrents.len(),
+                    batch.peers.len(),
+                    batch.snatches.len()
+                );
+                self.pending = Ledger::default();
+                self.publish_age();
+                if let Some((since, _)) = self.outage.take() {
+                    log::warn!(
+                        "database back after {:.1}s: committed {} peer rows kept in memory",
+                        since.elapsed().as_secs_f64(),
+                        batch.peers.len()
+                    );
+                }
+                self.backoff = BACKOFF_FIRST;
+                true
+            }
+            Err(DbError(e)) => {
+                self.private.restore_mirror(marks);
+                f.errors.fetch_add(1, Relaxed);
+                match &self.outage {
+                    None => {
+                        log::error!(
+                            "database commit failed: {e}; keeping {} peer rows in memory, retrying",
+                            self.pending.peer_rows()
+                        );
+                        self.outage = Some((Instant::now(), e));
+                    }
+                    Some(_) => {
+                        log::debug!("database commit failed again: {e}");
+                        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Re-reads users, torrents, tokens and whitelist, as a diff.
+    pub fn reload(&mut self) {
+        match load_into(self.private, self.db.as_mut()) {
+            Ok(summary) => {
+                self.private.flush.reloads.fetch_add(1, Relaxed);
+                log::info!("reload from database: {summary}");
+            }
+            Err(e) => log::error!("reload from database failed, state kept: {e}"),
+        }
+    }
+
+    fn finish(mut self, rx: &Receiver<Ledger>) {
+        self.drain(rx);
+        let left = self.private.take_all_ledgers();
+        self.take(left);
+        let deadline = Instant::now() + SHUTDOWN_RETRY;
+        while !self.commit() {
+            if Instant::now() >= deadline {
+                log::error!(
+                    "shutdown: database still failing, {} peer rows not committed \
+                     (their bytes are credited from the committed baselines after the restart)",
+                    self.pending.peer_rows()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Loads users, torrents, tokens and whitelist from `db` into `private`
+/// as a diff; returns a line for the log.
+pub fn load_into(private: &Private, db: &mut dyn Database) -> Result<String, DbError> {
+    let loaded = db.load()?;
+    let (users_changed, users_removed) = private.replace_users(&loaded.users);
+    let (torrents_changed, torrents_removed) = private.replace_torrents(&loaded.torrents);
+    let ids = private.torrent_ids();
+    let tokens: HashSet<Token> = loaded
+        .tokens
+        .iter()
+        .copied()
+        .filter(|t| ids.contains_key(&t.torrent))
+        .collect();
+    let token_count = tokens.len();
+    private.replace_tokens(tokens);
+    let whitelist = loaded.whitelist.len();
+    private.replace_whitelist(loaded.whitelist);
+    Ok(format!(
+        "{} users ({users_changed} added or changed, {users_removed} removed), \
+         {} torrents ({torrents_changed} added or changed, {torrents_removed} removed), \
+         {token_count} tokens, {whitelist} whitelisted clients",
+        loaded.users.len(),
+        loaded.torrents.len()
+    ))
+}
+
+/// Start-up: loads the site's state, then brings back the live peers
+/// committed within `peer_timeout` with their baselines, and records every
+/// torrent's counts so the database's swarm counts match what came back.
+pub fn start(
+    private: &Private,
+    db: &mut dyn Database,
+    clock: &Clock,
+    peer_timeout: Duration,
+) -> Result<(), DbError> {
+    let summary = load_into(private, db)?;
+    log::info!("loaded from database: {summary}");
+    let unix = unix_now();
+    let timeout = i64::try_from(peer_timeout.as_secs()).unwrap_or(i64::MAX);
+    let rows = db.live_peers(unix.saturating_sub(timeout))?;
+    let ids = private.torrent_ids();
+    let back = private.restore(&rows, &ids, clock.now(), unix);
+    log::info!("restored {back} live peers of {} committed rows", rows.len());
+    private.record_all_counts();
+    Ok(())
+}
