@@ -30,11 +30,13 @@ pub mod worker;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// SIGTERM and SIGINT stop the tracker, SIGHUP reloads it.
-const HANDLED_SIGNALS: [i32; 3] = [
+/// SIGTERM and SIGINT stop the tracker, SIGHUP reloads it, SIGUSR1
+/// re-reads users, torrents, tokens and whitelist from the database.
+const HANDLED_SIGNALS: [i32; 4] = [
     signal_hook::consts::SIGTERM,
     signal_hook::consts::SIGINT,
     signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGUSR1,
 ];
 
 /// How often `systemctl status` gets a fresh summary line.
@@ -63,7 +65,14 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
         Ok(s) => s,
         Err(e) => {
             eprintln!("hayate: {e}");
-            return ExitCode::FAILURE;
+            // A database that cannot be opened or holds a foreign schema
+            // is the operator's to fix, like a bad config: status 2.
+            return match e.kind() {
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput => {
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::FAILURE,
+            };
         }
     };
     if let Err(e) = forward_signals(&server, signals) {
@@ -104,7 +113,15 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
                     }
                     Err(e) => log::error!("reload failed, running config kept: {e}"),
                 }
+                // `systemctl reload` sends SIGHUP: in private mode it
+                // re-reads the database too.
+                server.reload_database();
                 notify.ready(&status_line(&server));
+            }
+            Event::Signal(signal_hook::consts::SIGUSR1) => {
+                if !server.reload_database() {
+                    log::info!("SIGUSR1: no database in public mode, nothing to reload");
+                }
             }
             Event::Signal(sig) => {
                 log::info!("signal {sig}: shutting down");
@@ -125,7 +142,8 @@ pub fn run(config: Config, reread: impl Fn() -> Result<Config, String>) -> ExitC
 
 /// One line for logs and `systemctl status`: torrents, peers, requests.
 fn status_line(server: &Server) -> String {
-    server.shared().stats.summary()
+    let shared = server.shared();
+    shared.stats.summary(shared.private.as_ref())
 }
 
 /// A `signals` thread that turns SIGTERM/SIGINT/SIGHUP into supervisor events.

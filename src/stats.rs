@@ -189,7 +189,7 @@ impl Stats {
 
     /// One line for logs and `systemctl status`: torrents, peers, and
     /// requests per second since the previous call.
-    pub fn summary(&self) -> String {
+    pub fn summary(&self, private: Option<&Private>) -> String {
         let requests = self.sum(|w| &w.http_requests)
             + (0..3)
                 .flat_map(|a| [0, 1].map(move |f| (a, f)))
@@ -205,6 +205,16 @@ impl Stats {
             .flat_map(|f| [0, 1].map(move |k| (f, k)))
             .map(|(f, k)| self.live(|g| &g.peers[f][k]))
             .sum();
+        if let Some(p) = private {
+            let count = |a: &AtomicI64| u64::try_from(a.load(Relaxed)).unwrap_or(0);
+            let (seeders, leechers) = (count(&p.seeders), count(&p.leechers));
+            return format!(
+                "private: {} users, {} torrents, {} peers ({seeders} seeders), {rate:.0} req/s",
+                p.users().len(),
+                p.torrent_count(),
+                seeders + leechers,
+            );
+        }
         format!(
             "{} torrents, {} peers ({} seeders), {:.0} req/s",
             self.live(|g| &g.torrents),

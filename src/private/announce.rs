@@ -377,6 +377,11 @@ impl Private {
                 _ => peer.flags |= FLAG_NO_ADDR,
             }
             let seeder = row.left == 0;
+            if seeder {
+                // A seeder has had its snatch (or never needed one): a
+                // `completed` it repeats after the restart is not another.
+                peer.flags |= FLAG_SNATCHED;
+            }
             let mut stripe = self.torrents.stripe(hash);
             let h = stripe.hash(hash);
             let Some(t) = stripe.get_mut_hashed(h, hash) else {
