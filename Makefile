@@ -33,6 +33,7 @@ bench:
 	$(CARGO) bench --locked --bench announce --bench query
 	$(CARGO) bench --locked --bench memory
 	$(CARGO) bench --locked --bench state
+	$(CARGO) bench --locked --bench private_memory
 
 lint:
 	$(CARGO) fmt --check

@@ -45,7 +45,13 @@ pub struct Worker {
 
 impl Worker {
     /// A worker over its poll (with the waker registered) and fronts.
-    pub fn new(id: usize, poll: Poll, shared: Arc<Shared>, http: HttpFront, udp: UdpFront) -> Worker {
+    pub fn new(
+        id: usize,
+        poll: Poll,
+        shared: Arc<Shared>,
+        http: HttpFront,
+        udp: UdpFront,
+    ) -> Worker {
         Worker {
             id,
             poll,

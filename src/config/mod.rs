@@ -132,7 +132,11 @@ fn render_mode(m: &Mode) -> String {
 pub const PASSWORD_LEN: usize = 32;
 
 fn check_password(p: &str) -> Result<(), String> {
-    if p.is_empty() || (p.len() == PASSWORD_LEN && p.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'?')) {
+    if p.is_empty()
+        || (p.len() == PASSWORD_LEN
+            && p.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'?'))
+    {
         Ok(())
     } else {
         Err(format!(

@@ -534,7 +534,8 @@ mod tests {
             let addr = |n: u32| {
                 SocketAddrV4::new(Ipv4Addr::from(0x0a00_0000 + n % 60), 1 + (n % 7) as u16)
             };
-            let v6 = n.is_multiple_of(3)
+            let v6 = n
+                .is_multiple_of(3)
                 .then(|| SocketAddrV6::new(std::net::Ipv6Addr::from(u128::from(n % 40)), 9, 0, 0));
             let a = Announce {
                 info_hash: [(n % 9) as u8; 20],

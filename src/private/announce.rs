@@ -124,7 +124,7 @@ impl Private {
         &self,
         t: &mut Torrent,
         user: User,
-        key: u64,
+        key: u32,
         r: &Request,
         now: u32,
         forbidden: bool,
@@ -151,7 +151,7 @@ impl Private {
             if !rebase {
                 credit_up = r.uploaded - old.uploaded;
                 credit_down = r.downloaded - old.downloaded;
-                corrupt_d = r.corrupt.saturating_sub(old.corrupt);
+                corrupt_d = r.corrupt.saturating_sub(t.corrupt(user.id, key));
             }
         }
         if r.event == Event::Completed && seeder && flags & FLAG_SNATCHED == 0 {
@@ -190,7 +190,6 @@ impl Private {
         let peer = Peer {
             uploaded: r.uploaded,
             downloaded: r.downloaded,
-            corrupt: r.corrupt,
             key,
             ip: NO_IP,
             user: user.id,
@@ -208,6 +207,7 @@ impl Private {
                 if let Some(p) = t.get_mut(at) {
                     *p = peer;
                 }
+                t.set_corrupt(user.id, key, r.corrupt);
                 if was != seeder {
                     self.gauge(was, -1);
                     self.gauge(seeder, 1);
@@ -220,6 +220,7 @@ impl Private {
             }
             (None, true) => {
                 t.insert(peer, seeder);
+                t.set_corrupt(user.id, key, r.corrupt);
                 self.gauge(seeder, 1);
             }
             (None, false) => {}
@@ -230,8 +231,13 @@ impl Private {
         };
         let row = (had.is_some() || active).then(|| PeerRowParts {
             active,
-            speeds: (per_sec(r.uploaded.saturating_sub(had.map_or(0, |h| h.1.uploaded))),
-                per_sec(r.downloaded.saturating_sub(had.map_or(0, |h| h.1.downloaded)))),
+            speeds: (
+                per_sec(r.uploaded.saturating_sub(had.map_or(0, |h| h.1.uploaded))),
+                per_sec(
+                    r.downloaded
+                        .saturating_sub(had.map_or(0, |h| h.1.downloaded)),
+                ),
+            ),
             timespent: elapsed,
         });
         Outcome {
@@ -346,15 +352,23 @@ impl Private {
         }
         self.hand_over(slot, true);
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.seeders.store(to_i64(seeders), std::sync::atomic::Ordering::Relaxed);
-        self.leechers.store(to_i64(leechers), std::sync::atomic::Ordering::Relaxed);
+        self.seeders
+            .store(to_i64(seeders), std::sync::atomic::Ordering::Relaxed);
+        self.leechers
+            .store(to_i64(leechers), std::sync::atomic::Ordering::Relaxed);
         (torrents, seeders, leechers)
     }
 
     /// Restores committed live peers (start-up): each comes back with its
     /// committed baselines, last seen at clock second `now` minus its age.
     /// Rows of unknown torrents are skipped. Returns how many came back.
-    pub fn restore(&self, rows: &[LivePeer], ids: &std::collections::HashMap<u32, InfoHash>, now: u32, unix_now: i64) -> usize {
+    pub fn restore(
+        &self,
+        rows: &[LivePeer],
+        ids: &std::collections::HashMap<u32, InfoHash>,
+        now: u32,
+        unix_now: i64,
+    ) -> usize {
         let mut n = 0;
         for row in rows {
             let Some(hash) = ids.get(&row.torrent) else {
@@ -364,7 +378,6 @@ impl Private {
             let mut peer = Peer {
                 uploaded: row.uploaded,
                 downloaded: row.downloaded,
-                corrupt: row.corrupt,
                 key: self.peer_key(&row.peer_id),
                 ip: NO_IP,
                 user: row.user,
@@ -391,6 +404,7 @@ impl Private {
                 continue;
             }
             t.insert(peer, seeder);
+            t.set_corrupt(peer.user, peer.key, row.corrupt);
             self.gauge(seeder, 1);
             n += 1;
         }

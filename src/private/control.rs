@@ -51,7 +51,9 @@ pub fn update(private: &Private, query: &[u8]) -> Result<Effect, String> {
         }
         "delete_torrent" => {
             let hash = q.hash("info_hash")?;
-            let reason = q.optional_number("reason")?.and_then(|r| u8::try_from(r).ok());
+            let reason = q
+                .optional_number("reason")?
+                .and_then(|r| u8::try_from(r).ok());
             private.delete_torrent(&hash, Some(reason));
         }
         "add_token" | "remove_token" => {
@@ -77,7 +79,9 @@ pub fn update(private: &Private, query: &[u8]) -> Result<Effect, String> {
         }
         "update_user" => {
             let passkey = q.passkey("passkey")?;
-            let old = private.user(&passkey).map_err(|r| r.reason().into_owned())?;
+            let old = private
+                .user(&passkey)
+                .map_err(|r| r.reason().into_owned())?;
             let can_leech = q.optional_flag("can_leech")?.unwrap_or(old.can_leech);
             let visible = q.optional_flag("visible")?.unwrap_or(!old.protected);
             private.add_user(
@@ -225,7 +229,10 @@ impl Query<'_> {
         let v = self.bytes(name)?;
         let bad = || format!("invalid {name} (n x 20 bytes or n x 40 hex digits)");
         if v.len() % 40 == 0 && !v.is_empty() && v.iter().all(u8::is_ascii_hexdigit) {
-            return v.chunks(40).map(|c| parse_hash(c).ok_or_else(bad)).collect();
+            return v
+                .chunks(40)
+                .map(|c| parse_hash(c).ok_or_else(bad))
+                .collect();
         }
         if v.len() % 20 != 0 {
             return Err(bad());
@@ -240,7 +247,9 @@ impl Query<'_> {
         if v.len() % N != 0 {
             return Err(format!("invalid {name} (n x {N} characters)"));
         }
-        Ok(v.chunks_exact(N).filter_map(|c| c.try_into().ok()).collect())
+        Ok(v.chunks_exact(N)
+            .filter_map(|c| c.try_into().ok())
+            .collect())
     }
 }
 
@@ -276,12 +285,17 @@ mod tests {
         assert_eq!(parse_hash(&[b'a'; 40]), Some([0xAA; 20]));
         assert_eq!(parse_hash(&[b'z'; 40]), None);
         assert_eq!(parse_hash(&[1; 19]), None);
-        assert_eq!(parse_hash(b"+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a"), None);
+        assert_eq!(
+            parse_hash(b"+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a+a"),
+            None
+        );
     }
 
     #[test]
     fn query_values() {
-        let q = Query(b"action=add_user&passkey=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&id=7&visible=0&bad=%zz");
+        let q = Query(
+            b"action=add_user&passkey=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&id=7&visible=0&bad=%zz",
+        );
         assert_eq!(q.text("action").unwrap(), "add_user");
         assert_eq!(q.number("id").unwrap(), 7);
         assert_eq!(q.optional_flag("visible").unwrap(), Some(false));

@@ -113,10 +113,9 @@ impl<'a> Flusher<'a> {
     }
 
     fn publish_age(&self) {
-        let age = self
-            .pending
-            .since()
-            .map_or(0, |t| u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX));
+        let age = self.pending.since().map_or(0, |t| {
+            u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+        });
         self.private.flush.oldest_pending_millis.store(age, Relaxed);
     }
 
@@ -251,7 +250,10 @@ pub fn start(
     let rows = db.live_peers(unix.saturating_sub(timeout))?;
     let ids = private.torrent_ids();
     let back = private.restore(&rows, &ids, clock.now(), unix);
-    log::info!("restored {back} live peers of {} committed rows", rows.len());
+    log::info!(
+        "restored {back} live peers of {} committed rows",
+        rows.len()
+    );
     private.record_all_counts();
     Ok(())
 }

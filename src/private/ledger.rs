@@ -259,7 +259,13 @@ mod tests {
         b.credit(2, 0, 0);
         a.torrent(5, 7, (1, 2), 100, 1);
         b.torrent(4, 7, (9, 9), -30, 0);
-        b.token(Token { user: 1, torrent: 7 }, 50);
+        b.token(
+            Token {
+                user: 1,
+                torrent: 7,
+            },
+            50,
+        );
         a.merge(b);
         let batch = a.batch(Mirror::default());
         assert_eq!(
@@ -271,7 +277,10 @@ mod tests {
             }]
         );
         let t = batch.torrents[0];
-        assert_eq!((t.seeders, t.leechers, t.snatched, t.balance), (1, 2, 1, 70));
+        assert_eq!(
+            (t.seeders, t.leechers, t.snatched, t.balance),
+            (1, 2, 1, 70)
+        );
         assert!(t.last_action.is_some());
         assert_eq!(batch.tokens[0].downloaded, 50);
         assert!(!a.is_empty());

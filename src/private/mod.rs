@@ -306,8 +306,9 @@ impl Private {
     }
 
     /// The keyed hash a peer's record is found by.
-    pub fn peer_key(&self, peer_id: &PeerId) -> u64 {
-        self.peer_keys.hash_one(peer_id)
+    pub fn peer_key(&self, peer_id: &PeerId) -> u32 {
+        // The low half of a keyed 64-bit hash (see `swarm` on collisions).
+        self.peer_keys.hash_one(peer_id) as u32
     }
 
     /// The next announce sequence number (taken under the stripe lock).
@@ -478,7 +479,11 @@ impl Private {
 
     /// Adjusts the live gauges by a peer leaving or arriving.
     fn gauge(&self, seeder: bool, by: i64) {
-        let g = if seeder { &self.seeders } else { &self.leechers };
+        let g = if seeder {
+            &self.seeders
+        } else {
+            &self.leechers
+        };
         g.fetch_add(by, Relaxed);
     }
 }
@@ -695,7 +700,8 @@ impl Private {
     /// peers), the others are added or updated. Returns (added or
     /// changed, removed).
     pub fn replace_torrents(&self, rows: &[TorrentRow]) -> (usize, usize) {
-        let wanted: HashMap<InfoHash, &TorrentRow> = rows.iter().map(|r| (r.info_hash, r)).collect();
+        let wanted: HashMap<InfoHash, &TorrentRow> =
+            rows.iter().map(|r| (r.info_hash, r)).collect();
         let mut stale = Vec::new();
         for i in 0..self.torrents.stripe_count() {
             let stripe = self.torrents.lock(i);

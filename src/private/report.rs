@@ -46,8 +46,11 @@ pub fn report(private: &Private, query: &[u8], figures: &Figures) -> Result<Stri
         Some(b"stats") => {
             let f = figures;
             let per_sec = |n: u64| n / f.uptime.max(1);
-            let seeders = u64::try_from(private.seeders.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
-            let leechers = u64::try_from(private.leechers.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0);
+            let seeders = u64::try_from(private.seeders.load(std::sync::atomic::Ordering::Relaxed))
+                .unwrap_or(0);
+            let leechers =
+                u64::try_from(private.leechers.load(std::sync::atomic::Ordering::Relaxed))
+                    .unwrap_or(0);
             let lines: [(u64, &str); 13] = [
                 (f.uptime, "uptime"),
                 (f.connections_opened, "connections opened"),

@@ -2,15 +2,18 @@
 //!
 //! A private peer is (user, peer_id) on a torrent. The record keeps what
 //! credit needs (the counters last seen: the baselines) and what a reply
-//! needs (address, port, seeder). The peer_id itself is kept as a keyed
-//! 64-bit hash: the real bytes travel with each announce to the flusher,
-//! and a collision could only merge two clients of the same user on the
-//! same torrent, whose counters that user reports anyway.
+//! needs (address, port, seeder), in 48 bytes. The peer_id itself is kept
+//! as a keyed 32-bit hash: the real bytes travel with each announce to the
+//! flusher, and a collision (about 2^-32 for two clients of one user on
+//! one torrent; nobody else's peers are compared) could only merge two
+//! clients of the same user, whose counters that user reports anyway. The
+//! `corrupt` baseline, non-zero for few clients, lives in a side map.
 //!
 //! Peers are one `Vec`, seeders first (`peers[..seeders]`), so a leecher's
 //! reply walks the seeders then the leechers and a seeder's walks only the
 //! leechers. Small swarms are searched linearly; from `INDEX_FROM` peers on
-//! an index maps (user, key) to the position. Locking: a torrent lives in
+//! an index maps (user, key) to the position. The index and the corrupt
+//! baselines share one boxed `Extra`, so a small swarm pays one pointer. Locking: a torrent lives in
 //! one stripe of the private store; everything here runs under that lock.
 
 use std::collections::HashMap;
@@ -62,17 +65,15 @@ impl Leech {
     }
 }
 
-/// One private peer. 64 bytes.
+/// One private peer. 48 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
     /// Uploaded bytes last seen (the baseline of the next delta).
     pub uploaded: u64,
     /// Downloaded bytes last seen.
     pub downloaded: u64,
-    /// Corrupt bytes last seen.
-    pub corrupt: u64,
     /// Keyed hash of the peer_id.
-    pub key: u64,
+    pub key: u32,
     /// Address; IPv4 peers as IPv4-mapped IPv6.
     pub ip: [u8; 16],
     /// User id.
@@ -128,10 +129,17 @@ pub struct Torrent {
     peers: Vec<Peer>,
     /// How many of `peers` are seeders.
     seeders: u32,
-    /// (user, key) → position, for big swarms. Boxed: a small swarm pays
-    /// one pointer for it, not a whole empty map.
-    #[allow(clippy::box_collection)]
-    index: Option<Box<HashMap<(u32, u64), u32>>>,
+    /// The position index and corrupt baselines, when either is needed.
+    extra: Option<Box<Extra>>,
+}
+
+/// What only some swarms need.
+#[derive(Debug, Default)]
+struct Extra {
+    /// (user, key) → position, for big swarms.
+    index: Option<HashMap<(u32, u32), u32>>,
+    /// (user, key) → corrupt bytes last seen, when not zero.
+    corrupt: HashMap<(u32, u32), u64>,
 }
 
 impl Torrent {
@@ -157,8 +165,8 @@ impl Torrent {
     }
 
     /// Position of the peer (user, key).
-    pub fn find(&self, user: u32, key: u64) -> Option<usize> {
-        match &self.index {
+    pub fn find(&self, user: u32, key: u32) -> Option<usize> {
+        match self.index() {
             Some(index) => index.get(&(user, key)).map(|&i| i as usize),
             None => self
                 .peers
@@ -187,7 +195,7 @@ impl Torrent {
         }
         let mut at = self.peers.len();
         self.peers.push(peer);
-        if let Some(index) = &mut self.index {
+        if let Some(index) = self.index_mut() {
             index.insert((peer.user, peer.key), pos(at));
         } else if self.peers.len() >= INDEX_FROM {
             self.build_index();
@@ -216,10 +224,17 @@ impl Torrent {
         let last = self.peers.len() - 1;
         self.swap(i, last);
         let gone = self.peers.pop()?;
-        if let Some(index) = &mut self.index {
-            index.remove(&(gone.user, gone.key));
-            if self.peers.len() < INDEX_FROM / 2 {
-                self.index = None;
+        let small = self.peers.len() < INDEX_FROM / 2;
+        if let Some(extra) = &mut self.extra {
+            if let Some(index) = &mut extra.index {
+                index.remove(&(gone.user, gone.key));
+            }
+            if small {
+                extra.index = None;
+            }
+            extra.corrupt.remove(&(gone.user, gone.key));
+            if extra.index.is_none() && extra.corrupt.is_empty() {
+                self.extra = None;
             }
         }
         Some(gone)
@@ -317,13 +332,22 @@ impl Torrent {
             return;
         }
         self.peers.swap(a, b);
-        if let Some(index) = &mut self.index {
-            for at in [a, b] {
-                if let Some(p) = self.peers.get(at) {
-                    index.insert((p.user, p.key), pos(at));
-                }
+        let Some(index) = self.extra.as_mut().and_then(|e| e.index.as_mut()) else {
+            return;
+        };
+        for at in [a, b] {
+            if let Some(p) = self.peers.get(at) {
+                index.insert((p.user, p.key), pos(at));
             }
         }
+    }
+
+    fn index(&self) -> Option<&HashMap<(u32, u32), u32>> {
+        self.extra.as_ref()?.index.as_ref()
+    }
+
+    fn index_mut(&mut self) -> Option<&mut HashMap<(u32, u32), u32>> {
+        self.extra.as_mut()?.index.as_mut()
     }
 
     fn build_index(&mut self) {
@@ -333,16 +357,43 @@ impl Torrent {
             .enumerate()
             .map(|(i, p)| ((p.user, p.key), pos(i)))
             .collect();
-        self.index = Some(Box::new(index));
+        self.extra.get_or_insert_with(Box::default).index = Some(index);
     }
 
-    /// Heap bytes held (peers and index), for the memory bench.
+    /// The corrupt bytes last seen of peer (user, key); 0 when none.
+    pub fn corrupt(&self, user: u32, key: u32) -> u64 {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.corrupt.get(&(user, key)).copied())
+            .unwrap_or(0)
+    }
+
+    /// Remembers the corrupt bytes of peer (user, key).
+    pub fn set_corrupt(&mut self, user: u32, key: u32, corrupt: u64) {
+        if corrupt == 0 {
+            if let Some(extra) = &mut self.extra {
+                extra.corrupt.remove(&(user, key));
+                if extra.index.is_none() && extra.corrupt.is_empty() {
+                    self.extra = None;
+                }
+            }
+        } else {
+            let extra = self.extra.get_or_insert_with(Box::default);
+            extra.corrupt.insert((user, key), corrupt);
+        }
+    }
+
+    /// Heap bytes held (peers, index, corrupt baselines), for the memory
+    /// bench.
     pub fn heap_bytes(&self) -> usize {
         let peers = self.peers.capacity() * std::mem::size_of::<Peer>();
-        let index = self.index.as_ref().map_or(0, |i| {
-            i.capacity() * (std::mem::size_of::<((u32, u64), u32)>() + 1)
+        let extra = self.extra.as_ref().map_or(0, |e| {
+            let entry = std::mem::size_of::<((u32, u32), u64)>() + 1;
+            std::mem::size_of::<Extra>()
+                + e.index.as_ref().map_or(0, |i| i.capacity() * entry)
+                + e.corrupt.capacity() * entry
         });
-        peers + index
+        peers + extra
     }
 }
 
@@ -398,11 +449,10 @@ pub const NO_IP: [u8; 16] = Ipv4Addr::UNSPECIFIED.to_ipv6_mapped().octets();
 mod tests {
     use super::*;
 
-    fn peer(user: u32, key: u64, last: u32) -> Peer {
+    fn peer(user: u32, key: u32, last: u32) -> Peer {
         let mut p = Peer {
             uploaded: 0,
             downloaded: 0,
-            corrupt: 0,
             key,
             ip: NO_IP,
             user,
@@ -410,7 +460,12 @@ mod tests {
             port: 6881,
             flags: 0,
         };
-        p.set_ip(IpAddr::V4(Ipv4Addr::new(10, 0, (key >> 8) as u8, key as u8)));
+        p.set_ip(IpAddr::V4(Ipv4Addr::new(
+            10,
+            0,
+            (key >> 8) as u8,
+            key as u8,
+        )));
         p
     }
 
@@ -423,36 +478,53 @@ mod tests {
     }
 
     #[test]
-    fn peer_record_is_64_bytes() {
-        assert_eq!(std::mem::size_of::<Peer>(), 64);
+    fn peer_record_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Peer>(), 48);
+    }
+
+    #[test]
+    fn corrupt_baselines_come_and_go_with_their_peers() {
+        let mut t = Torrent::new(1, Leech::Normal, 0);
+        t.insert(peer(1, 1, 0), false);
+        t.insert(peer(1, 2, 0), false);
+        assert_eq!(t.corrupt(1, 1), 0);
+        t.set_corrupt(1, 1, 500);
+        assert_eq!(t.corrupt(1, 1), 500);
+        assert!(t.extra.is_some());
+        t.remove(t.find(1, 1).unwrap());
+        assert_eq!(t.corrupt(1, 1), 0);
+        assert!(t.extra.is_none());
+        t.set_corrupt(1, 2, 7);
+        t.set_corrupt(1, 2, 0);
+        assert!(t.extra.is_none());
     }
 
     #[test]
     fn partition_and_index_hold_through_churn() {
         for n in [5usize, 47, 48, 49, 200] {
             let mut t = Torrent::new(1, Leech::Normal, 0);
-            for k in 0..n as u64 {
-                t.insert(peer((k % 7) as u32, k, 10), k % 3 == 0);
+            for k in 0..n as u32 {
+                t.insert(peer(k % 7, k, 10), k % 3 == 0);
                 check(&t);
             }
-            let seeders = (0..n as u64).filter(|k| k % 3 == 0).count();
+            let seeders = (0..n as u32).filter(|k| k % 3 == 0).count();
             assert_eq!(t.counts().0 as usize, seeders);
             for i in 0..t.peers.len() {
                 assert_eq!(t.is_seeder(i), t.peers[i].key.is_multiple_of(3));
             }
             // flip some, remove some
-            for k in (0..n as u64).step_by(4) {
-                let i = t.find((k % 7) as u32, k).unwrap();
+            for k in (0..n as u32).step_by(4) {
+                let i = t.find(k % 7, k).unwrap();
                 let s = t.is_seeder(i);
                 let j = t.set_seeder(i, !s);
                 assert_eq!(t.is_seeder(j), !s);
                 assert_eq!(t.peers[j].key, k);
                 check(&t);
             }
-            for k in (0..n as u64).step_by(5) {
-                let i = t.find((k % 7) as u32, k).unwrap();
+            for k in (0..n as u32).step_by(5) {
+                let i = t.find(k % 7, k).unwrap();
                 assert_eq!(t.remove(i).unwrap().key, k);
-                assert_eq!(t.find((k % 7) as u32, k), None);
+                assert_eq!(t.find(k % 7, k), None);
                 check(&t);
             }
         }
@@ -461,7 +533,7 @@ mod tests {
     #[test]
     fn expire_drops_only_old_peers() {
         let mut t = Torrent::new(1, Leech::Normal, 0);
-        for k in 0..100u64 {
+        for k in 0..100u32 {
             t.insert(peer(1, k, if k % 2 == 0 { 5 } else { 50 }), k % 4 == 0);
         }
         let mut gone = 0;
@@ -516,8 +588,8 @@ mod tests {
     #[test]
     fn remove_user_drops_all_its_peers() {
         let mut t = Torrent::new(1, Leech::Normal, 0);
-        for k in 0..60u64 {
-            t.insert(peer((k % 3) as u32, k, 0), k % 2 == 0);
+        for k in 0..60u32 {
+            t.insert(peer(k % 3, k, 0), k % 2 == 0);
         }
         let gone = t.remove_user(1);
         assert_eq!(gone.len(), 20);

@@ -195,10 +195,10 @@ impl UdpFront {
                 self.places = [None; BATCH];
             } else {
                 locate(
-                &self.shared,
-                &self.rx,
-                &mut self.places,
-                n,
+                    &self.shared,
+                    &self.rx,
+                    &mut self.places,
+                    n,
                     &mut self.scratch.rng,
                 );
             }

@@ -1,0 +1,281 @@
+#!/usr/bin/env bash
+# Private mode's cost: one hayate binary run twice at once on the tracker
+# core, `--mode public` and `--mode private` (Gazelle/Ocelot: users by
+# passkey, registered torrents, credit committed to SQLite every 3 s), each
+# under its own hayate-load on the load core, as benches/same-core.sh does
+# for two builds: both see the same moments of the machine, and the figure
+# is CPU time per request (/proc/PID/stat, every thread: the private one's
+# flusher and its SQLite commits included) and capacity (requests per
+# second of tracker CPU), private / public per round.
+#
+#   benches/private.sh                  udp http-close http-keepalive latency
+#   benches/private.sh udp latency      some of them
+#
+#   udp             hayate-load --udp, 1 thread x 32 in flight each
+#   http-close      hayate-load --http --keepalive off, 1 thread x 16 connections each
+#   http-keepalive  the same with keep-alive on
+#   latency         the private tracker alone (public one stopped): UDP open
+#                   loop at half its udp capacity (capped at 60% of what
+#                   hayate-load reaches closed loop), p50/p99/p99.9, quiet,
+#                   then again while 1,000 update_torrent calls/s (freetorrent
+#                   toggled 0/1 on random registered torrents) hit the control
+#                   API over one keep-alive connection
+#
+# Both trackers: --workers 1, the same TORRENTS torrents; the public one
+# without an allowlist; the private one registered once, before the first
+# round, with `hayate-load register` (USERS users, TORRENTS torrents); both
+# live through every round (a new round's peers re-announce into the swarms
+# the last one left, in both). Private loads run with --passkeys USERS (peer
+# i is user i % USERS; uploaded/downloaded grow at each re-announce).
+#
+# Needs target/release/hayate (`make build`) and
+# tools/load/target/release/hayate-load (`make load`); builds nothing.
+# Knobs (environment): ROUNDS (4), SECONDS (10 measured per round),
+# TORRENTS (100k), USERS (100k), PEERS (200k), BENCH_PORT (3070: public on
+# it, private on the next, TCP and UDP), TRACKER_CORE (0), LOAD_CORE (1),
+# LATENCY_RATE (requests/s; default above), CONTROL_RATE (1000 calls/s),
+# HAYATE (the binary; target/release/hayate).
+secs=${SECONDS:-0}
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=benches/shared.sh
+. benches/shared.sh
+(( secs >= 2 )) || secs=10
+rounds=${ROUNDS:-4}
+torrents=${TORRENTS:-100000} users=${USERS:-100000} peers=${PEERS:-200000}
+tcore=${TRACKER_CORE:-0} lcore=${LOAD_CORE:-1}
+base=${BENCH_PORT:-3070}
+control_rate=${CONTROL_RATE:-1000}
+hayate=${HAYATE:-target/release/hayate}
+load=tools/load/target/release/hayate-load
+scenarios=("$@")
+(( ${#scenarios[@]} )) || scenarios=(udp http-close http-keepalive latency)
+for s in "${scenarios[@]}"; do
+    case $s in udp | http-close | http-keepalive | latency) ;;
+        *) sed -n '2,38p' "$0"; exit 2 ;;
+    esac
+done
+wants() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
+[ -x "$hayate" ] || { echo "private.sh: needs $hayate (make build)"; exit 2; }
+[ -x "$load" ] || { echo "private.sh: needs $load (make load)"; exit 2; }
+command -v python3 >/dev/null || { echo "private.sh: needs python3"; exit 2; }
+for p in "$base" $((base + 1)); do
+    if ss -Htuan "sport = :$p" | grep -q .; then
+        echo "private.sh: port $p is in use (BENCH_PORT)"; exit 2
+    fi
+done
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+hz=$(getconf CLK_TCK)
+# Private mode's secrets: 32 characters each.
+site=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+report=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+common=(--config /dev/null --workers 1 --log-level warn --http-max-connections-per-ip 100000)
+pub_pid= priv_pid=
+
+# start NAME PORT FLAGS...: a hayate on PORT (TCP and UDP), pinned to the
+# tracker core; waits until it listens. Sets NAME_pid.
+start() {
+    local name=$1 port=$2
+    shift 2
+    taskset -c "$tcore" "$hayate" "${common[@]}" --udp-listen "127.0.0.1:$port" \
+        --http-listen "127.0.0.1:$port" "$@" > "$work/$name.log" 2>&1 &
+    local pid=$!
+    printf -v "${name}_pid" %s "$pid"
+    for _ in $(seq 100); do
+        ss -Hltn "sport = :$port" | grep -q . && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "private.sh: $name hayate did not start:"; cat "$work/$name.log"; exit 1
+}
+
+# run_load NAME PORT ARGS...: hayate-load run on the load core for SECONDS + 6 s
+# (5 s warm-up), output in $work/NAME.out.
+run_load() {
+    local name=$1 port=$2
+    shift 2
+    taskset -c "$lcore" "$load" run --torrents "$torrents" --peers "$peers" --seed 1 \
+        --duration "$((secs + 6))s" --warmup 5s "$@" > "$work/$name.out" 2>&1 &
+    echo $! > "$work/$name.lpid"
+}
+
+# figure FILE: responses/s and errors of a hayate-load summary.
+figure() {
+    awk '/^responses\/s:/ {r = $2} /^errors:/ {e = $2} END {print r + 0, e + 0}' "$1"
+}
+
+# messages FILE NAME: the error replies a load saw, if any.
+messages() {
+    sed -n 's/^  error reply /  '"$2"' error reply /p' "$1"
+    awk -v n="$2" '/^errors:/ && $2 > 0 {print "  " n " " $0}' "$1"
+}
+
+start pub "$base" --mode public
+start priv $((base + 1)) --mode private --site-password "$site" --report-password "$report" \
+    --database "sqlite:$work/db" --flush-interval 3s
+echo "hayate: $hayate ($("$hayate" --version 2>/dev/null || echo '?')), public pid $pub_pid on :$base, private pid $priv_pid on :$((base + 1)); core $tcore; loads on core $lcore"
+taskset -c "$lcore" "$load" register --http "127.0.0.1:$((base + 1))" --site-password "$site" \
+    --torrents "$torrents" --passkeys "$users" --seed 1 | sed 's/^/  /'
+# The state after registration, for the record.
+ticks_after_register=$(ticks "$priv_pid")
+echo "  private tracker CPU so far (start + registration): $(( ticks_after_register * 1000 / hz )) ms"
+
+results=$work/results
+: > "$results"
+
+# One scenario: ROUNDS rounds of both loads at once.
+capacity() {
+    local scen=$1 pub_args priv_args
+    case $scen in
+        udp) pub_args=(--udp "127.0.0.1:$base" --concurrency 32)
+             priv_args=(--udp "127.0.0.1:$((base + 1))" --concurrency 32) ;;
+        http-close) pub_args=(--http "127.0.0.1:$base" --keepalive off --threads 1 --concurrency 16)
+                    priv_args=(--http "127.0.0.1:$((base + 1))" --keepalive off --threads 1 --concurrency 16) ;;
+        http-keepalive) pub_args=(--http "127.0.0.1:$base" --keepalive on --threads 1 --concurrency 16)
+                        priv_args=(--http "127.0.0.1:$((base + 1))" --keepalive on --threads 1 --concurrency 16) ;;
+    esac
+    echo
+    echo "== $scen: ${pub_args[*]} (public) and the same with --passkeys $users (private), $torrents torrents, $peers peers"
+    printf '%-6s %36s %36s %9s\n' round "public" "private" "cap p/p"
+    for r in $(seq "$rounds"); do
+        run_load "pub-$scen-$r" "$base" "${pub_args[@]}"
+        run_load "priv-$scen-$r" $((base + 1)) "${priv_args[@]}" --passkeys "$users"
+        sleep 5
+        local a0 b0 a1 b1
+        a0=$(ticks "$pub_pid") b0=$(ticks "$priv_pid")
+        sleep "$secs"
+        a1=$(ticks "$pub_pid") b1=$(ticks "$priv_pid")
+        wait "$(cat "$work/pub-$scen-$r.lpid")" "$(cat "$work/priv-$scen-$r.lpid")" 2>/dev/null || true
+        # shellcheck disable=SC2046
+        python3 - $(figure "$work/pub-$scen-$r.out") $(figure "$work/priv-$scen-$r.out") \
+            "$a0" "$a1" "$b0" "$b1" "$hz" "$secs" "$r" "$scen" "$results" <<'PY'
+import sys
+ra, ea, rb, eb, a0, a1, b0, b1, hz, secs = (float(x) for x in sys.argv[1:11])
+r, scen, results = sys.argv[11], sys.argv[12], sys.argv[13]
+busy_a, busy_b = (a1 - a0) / hz / secs, (b1 - b0) / hz / secs
+cap_a, cap_b = ra / max(busy_a, 1e-9), rb / max(busy_b, 1e-9)
+def fig(rps, busy, cap, errors):
+    return f"{rps:6.0f}/s {busy * 100:3.0f}% {1e6 / cap:6.2f} us {cap:7.0f}/s e{errors:.0f}"
+print(f"{r:<6} {fig(ra, busy_a, cap_a, ea):>36} {fig(rb, busy_b, cap_b, eb):>36} {cap_b / cap_a:9.3f}")
+with open(results, "a") as f:
+    f.write(f"{scen} {ra} {busy_a} {cap_a} {rb} {busy_b} {cap_b}\n")
+PY
+        messages "$work/pub-$scen-$r.out" public
+        messages "$work/priv-$scen-$r.out" private
+    done
+    python3 - "$scen" "$results" <<'PY'
+import statistics, sys
+scen, path = sys.argv[1], sys.argv[2]
+rows = [[float(x) for x in l.split()[1:]] for l in open(path) if l.split()[0] == scen]
+med = lambda i: statistics.median(r[i] for r in rows)
+ratios = [r[5] / r[2] for r in rows]
+print(f"median: public {1e6 / med(2):.2f} us/req, capacity {med(2):.0f}/s; private {1e6 / med(5):.2f} us/req, "
+      f"capacity {med(5):.0f}/s; private/public capacity {statistics.median(ratios):.3f} "
+      f"(rounds {min(ratios):.3f}-{max(ratios):.3f})")
+PY
+}
+
+for s in udp http-close http-keepalive; do
+    if wants "$s"; then capacity "$s"; fi
+done
+echo "(per tracker: requests/s, busy share of the core, CPU per request, capacity = requests per tracker-CPU-second, e = errors the load counted; cap p/p = private / public capacity)"
+
+if wants latency; then
+    echo
+    kill "$pub_pid" 2>/dev/null || true
+    wait "$pub_pid" 2>/dev/null || true
+    port=$((base + 1))
+    half=$(python3 -c '
+import statistics, sys
+c = [float(l.split()[6]) for l in open(sys.argv[1]) if l.split()[0] == "udp"]
+print(int(statistics.median(c) / 2) if c else "")' "$results")
+    # What hayate-load itself sends from one core, closed loop, against the
+    # private tracker alone: past about 60% of it, its own queueing is what
+    # the latency shows.
+    taskset -c "$lcore" "$load" run --udp "127.0.0.1:$port" --torrents "$torrents" --peers "$peers" \
+        --seed 1 --passkeys "$users" --concurrency 32 --duration "$((secs + 5))s" --warmup 5s \
+        > "$work/max.out" 2>&1 || true
+    max=$(figure "$work/max.out" | cut -d' ' -f1)
+    cap=$(( ${max%.*} * 60 / 100 ))
+    if [ -n "${LATENCY_RATE:-}" ]; then
+        rate=$LATENCY_RATE why="LATENCY_RATE"
+    elif [ -z "$half" ]; then
+        rate=$(( ${max%.*} / 2 )) why="no udp scenario: half of hayate-load's closed-loop $max/s"
+    elif (( half > cap )); then
+        rate=$cap why="CAPPED: half of the private udp capacity is $half/s, hayate-load sends at most $max/s from one core closed loop; 60% of that"
+    else
+        rate=$half why="half of the private tracker's median udp capacity"
+    fi
+    (( rate > 0 )) || { echo "private.sh: latency: no rate to run at"; exit 2; }
+    hashes=$work/hashes.txt
+    "$load" hashes --torrents "$torrents" --seed 1 --print-hashes "$hashes"
+    cat > "$work/control.py" <<'PY'
+# CONTROL_RATE update_torrent calls/s for SECS seconds over one keep-alive
+# connection, freetorrent toggled on random registered torrents; a summary.
+import http.client, random, sys, time
+port, site, hashes, rate, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+hashes = open(hashes).read().split()
+free = {}
+conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+rng = random.Random(1)
+lat, failures, reasons, n = [], 0, {}, 0
+start = time.monotonic()
+while True:
+    due = start + n / rate
+    now = time.monotonic()
+    if due - start >= secs:
+        break
+    if due > now:
+        time.sleep(due - now)
+    h = rng.choice(hashes)
+    free[h] = f = 1 - free.get(h, 0)
+    t0 = time.monotonic()
+    try:
+        conn.request("GET", f"/{site}/update?action=update_torrent&info_hash={h}&freetorrent={f}")
+        body = conn.getresponse().read()
+    except Exception as e:
+        body = f"{type(e).__name__}: {e}".encode()
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    lat.append(time.monotonic() - t0)
+    if body != b"success":
+        failures += 1
+        reasons[body[:80]] = reasons.get(body[:80], 0) + 1
+    n += 1
+took = time.monotonic() - start
+lat.sort()
+q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6 if lat else 0
+print(f"control: {n} update_torrent calls in {took:.1f} s ({n / took:.0f}/s), {failures} failures; "
+      f"call round trip p50 {q(0.5):.0f} us, p99 {q(0.99):.0f} us, max {lat[-1] * 1e6 if lat else 0:.0f} us")
+for r, c in reasons.items():
+    print(f"  control failure {c}x: {r!r}")
+PY
+    echo "== latency: the private tracker alone, hayate-load --udp --passkeys $users open loop at $rate requests/s ($why)"
+    for phase in quiet control; do
+        run_load "lat-$phase" "$port" --udp "127.0.0.1:$port" --passkeys "$users" --rate "$rate"
+        if [[ $phase == control ]]; then
+            taskset -c "$lcore" python3 "$work/control.py" "$port" "$site" "$hashes" "$control_rate" \
+                "$((secs + 6))" > "$work/control.out" 2>&1 &
+            echo $! > "$work/control.pid"
+        fi
+        wait "$(cat "$work/lat-$phase.lpid")" 2>/dev/null || true
+        if [[ $phase == quiet ]]; then
+            echo "-- no control load:"
+            sed -n '/^responses/,$p' "$work/lat-$phase.out" | sed 's/^/   /'
+        else
+            wait "$(cat "$work/control.pid")" 2>/dev/null || true
+            echo "-- with $control_rate update_torrent calls/s on the control API:"
+            sed -n '/^responses/,$p' "$work/lat-$phase.out" | sed 's/^/   /'
+            sed 's/^/   /' "$work/control.out"
+        fi
+    done
+fi
+if [ -n "$priv_pid" ] && kill -0 "$priv_pid" 2>/dev/null; then
+    # The private tracker's view: its report page and refusals in its log.
+    echo
+    echo "private tracker's report (get=stats):"
+    curl -s "http://127.0.0.1:$((base + 1))/$report/report?get=stats" | sed 's/^/  /'
+    grep -v '^$' "$work/priv.log" | tail -5 | sed 's/^/  log: /' || true
+fi
