@@ -77,7 +77,7 @@ fn main() {
             user_agent: b"bench/1.0",
         };
         let _ = private.announce(user, &r, 0, rng.next_u64(), 0, &mut out);
-        if i % 4096 == 0 {
+        if i.is_multiple_of(4096) {
             private.hand_over(0, true);
             while private.receiver().try_recv().is_ok() {}
         }
