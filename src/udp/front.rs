@@ -386,7 +386,14 @@ fn handle(
                 return refuse(&mut scratch.send, stats, transaction_id, why);
             }
             let limit = MAX_UDP_SCRAPE_HASHES.min(config.max_scrape_hashes);
-            if hashes.len() / 20 > limit {
+            if shared.private.is_some() {
+                // A UDP scrape carries no passkey (BEP 41 options are for
+                // announces), and a private tracker tells nothing to
+                // someone it does not know: as HTTP's `/scrape`.
+                let refusal = Refusal::PasskeyNotFound;
+                WorkerStats::bump(&stats.private_refusals[refusal.index()]);
+                codec::error_reply(&mut scratch.send, transaction_id, &refusal.reason());
+            } else if hashes.len() / 20 > limit {
                 fail(
                     &mut scratch.send,
                     stats,
@@ -397,12 +404,7 @@ fn handle(
                 codec::scrape_reply(&mut scratch.send, transaction_id);
                 for chunk in hashes.chunks_exact(20) {
                     let hash: InfoHash = chunk.try_into().unwrap_or([0; 20]);
-                    // Private mode: a UDP scrape carries no passkey (BEP 41
-                    // options are for announces); registered torrents'
-                    // counts only, zeros for the rest.
-                    let c = if let Some(p) = &shared.private {
-                        p.scrape(&hash).unwrap_or_default()
-                    } else if access.permits(&hash) {
+                    let c = if access.permits(&hash) {
                         shared.tracker.scrape(&hash)
                     } else {
                         Default::default()
