@@ -223,7 +223,10 @@ fn connection_caps_answer_503_and_recover() {
     };
     let held = open(4);
     assert!(wait_until(Duration::from_secs(3), || {
-        metric(&s.shared().stats.render(None), "hayate_http_connections_open") == Some(4)
+        metric(
+            &s.shared().stats.render(None),
+            "hayate_http_connections_open",
+        ) == Some(4)
     }));
     // The fifth from 127.0.0.1 crosses the per-address cap.
     let mut extra = TcpStream::connect(addr).unwrap();
@@ -240,7 +243,10 @@ fn connection_caps_answer_503_and_recover() {
     };
     let held2: Vec<TcpStream> = (0..2).map(from2).collect();
     assert!(wait_until(Duration::from_secs(3), || {
-        metric(&s.shared().stats.render(None), "hayate_http_connections_open") == Some(6)
+        metric(
+            &s.shared().stats.render(None),
+            "hayate_http_connections_open",
+        ) == Some(6)
     }));
     let mut over = from2(0);
     assert_eq!(read_response(&mut over).expect("503 total").status, 503);
@@ -262,7 +268,10 @@ fn connection_caps_answer_503_and_recover() {
     drop(held);
     drop(held2);
     assert!(wait_until(Duration::from_secs(3), || {
-        metric(&s.shared().stats.render(None), "hayate_http_connections_open") == Some(0)
+        metric(
+            &s.shared().stats.render(None),
+            "hayate_http_connections_open",
+        ) == Some(0)
     }));
     still_serves(addr);
     s.shutdown();
@@ -321,7 +330,10 @@ fn silent_clients_are_accepted_after_the_defer_and_served() {
         .collect();
     assert!(
         wait_until(Duration::from_secs(5), || {
-            metric(&s.shared().stats.render(None), "hayate_http_connections_open") == Some(2)
+            metric(
+                &s.shared().stats.render(None),
+                "hayate_http_connections_open",
+            ) == Some(2)
         }),
         "silent connections were never accepted"
     );
