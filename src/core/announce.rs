@@ -466,6 +466,11 @@ impl Tracker {
         )
     }
 
+    /// `min interval` for a reply, as of the latest `apply`.
+    pub fn min_interval_secs(&self) -> u32 {
+        self.timers.min_interval_secs.load(Relaxed)
+    }
+
     /// `interval` for a reply: `announce_interval` ± up to `announce_jitter`,
     /// never below `min announce interval`.
     pub fn jittered_interval(&self, rng: &mut Rng) -> u32 {

@@ -183,8 +183,9 @@ pub struct TokenCredit {
 pub struct Mirror {
     /// Users to insert or update (by `ID`), `Enabled = '1'`.
     pub users: Vec<UserRow>,
-    /// Users removed: `Enabled = '0'` (their credit stays).
-    pub disabled_users: Vec<u32>,
+    /// Users removed: `Enabled = '0'` (their credit stays); a user added
+    /// and removed within one batch gets its row, disabled.
+    pub disabled_users: Vec<UserRow>,
     /// Torrents to insert or update (by `ID`).
     pub torrents: Vec<TorrentRow>,
     /// Torrents deleted (by `ID`).

@@ -396,9 +396,23 @@ fn write_mirror(conn: &Connection, m: &Mirror) -> rusqlite::Result<()> {
             if u.protected { "0" } else { "1" }
         ])?;
     }
-    for user in &m.disabled_users {
-        conn.prepare_cached("UPDATE users_main SET Enabled = '0' WHERE ID = ?1")?
-            .execute([user])?;
+    for u in &m.disabled_users {
+        // An existing row only changes `Enabled`; a missing one (added and
+        // removed within one batch) is written so its credit has a row,
+        // keeping its passkey unless another row holds it.
+        let passkey = ToSqlOutput::Borrowed(ValueRef::Text(&u.passkey));
+        conn.prepare_cached(
+            "INSERT INTO users_main (ID, torrent_pass, can_leech, Visible, Enabled) \
+             VALUES (?1, CASE WHEN EXISTS (SELECT 1 FROM users_main \
+             WHERE torrent_pass = ?2 AND ID <> ?1) THEN 'x' || ?1 ELSE ?2 END, ?3, ?4, '0') \
+             ON CONFLICT(ID) DO UPDATE SET Enabled = '0'",
+        )?
+        .execute(params![
+            u.id,
+            passkey,
+            u.can_leech,
+            if u.protected { "0" } else { "1" }
+        ])?;
     }
     for t in &m.torrents {
         // info_hash is UNIQUE: a row of another ID with this hash is stale.

@@ -142,7 +142,10 @@ fn announce(
     let draw = routes.rng.next_u64();
     let mut counts = private.announce(user, &r, now, draw, routes.slot, &mut routes.picked)?;
     counts.interval_secs = shared.tracker.jittered_interval(&mut routes.rng);
-    counts.min_interval_secs = crate::clock::secs(config.min_announce_interval);
+    // From the tracker's timers, like `interval`: an
+    // `update_announce_interval` served by this worker in this same turn
+    // is already there, while `config` is this turn's copy.
+    counts.min_interval_secs = shared.tracker.min_interval_secs();
     reply::announce(
         body,
         &counts,
@@ -233,13 +236,14 @@ fn control_failure(config: &Config, text: &str, body: &mut Vec<u8>) {
     reply::failure(body, text, min_interval, None);
 }
 
-/// `update_announce_interval`: the live configuration's interval, with
-/// `min interval` and the jitter pulled down when they no longer fit.
+/// `update_announce_interval`: the live configuration's interval;
+/// `min interval` becomes half of it (the default ratio, 30m → 15m), and
+/// the jitter is pulled down to a tenth of it when it no longer fits.
 fn set_interval(shared: &Shared, config: &Config, secs: u32) -> Result<(), String> {
     let mut new = config.clone();
     let interval = std::time::Duration::from_secs(u64::from(secs));
     new.announce_interval = interval;
-    new.min_announce_interval = new.min_announce_interval.min(interval);
+    new.min_announce_interval = interval / 2;
     if new.announce_jitter >= interval {
         new.announce_jitter = interval / 10;
     }

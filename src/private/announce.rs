@@ -110,9 +110,17 @@ impl Private {
             stats.complete = s;
             stats.incomplete = l;
             stats.downloaded = t.snatched;
+            // Recorded before the stripe is let go: the next announce of
+            // this peer, on any worker, records after this one, which is
+            // what lets the flusher commit per-peer prefixes (`collect`).
+            self.record(user, r, &o, slot);
             o
         };
-        self.record(user, r, outcome, slot);
+        if outcome.expire_token {
+            if let Some((tok, _)) = outcome.token {
+                self.set_token(tok.user, &r.info_hash, false);
+            }
+        }
         if forbidden {
             return Err(Refusal::LeechingForbidden);
         }
@@ -253,20 +261,15 @@ impl Private {
         }
     }
 
-    /// Writes an announce's outcome into ledger `slot` (after the stripe
-    /// lock is released: formatting and allocation happen here).
-    fn record(&self, user: User, r: &Request, o: Outcome, slot: usize) {
+    /// Writes an announce's outcome into ledger `slot`, under the
+    /// torrent's stripe lock.
+    fn record(&self, user: User, r: &Request, o: &Outcome, slot: usize) {
         let unix = unix_now();
         let ip = if user.protected {
             String::new()
         } else {
             r.ip.to_string()
         };
-        if o.expire_token {
-            if let Some((tok, _)) = o.token {
-                let _ = self.set_token(tok.user, &r.info_hash, false);
-            }
-        }
         let Some(mut ledger) = self.ledger(slot) else {
             return;
         };
@@ -283,7 +286,7 @@ impl Private {
                 ip: ip.clone(),
             });
         }
-        if let Some(parts) = o.row {
+        if let Some(parts) = &o.row {
             ledger.peer(
                 o.seq,
                 PeerRow {
@@ -326,29 +329,22 @@ impl Private {
     pub fn reap(&self, cutoff: u32) -> (u64, u64, u64) {
         let (mut torrents, mut seeders, mut leechers) = (0u64, 0u64, 0u64);
         let slot = self.reaper_slot();
-        let mut changed = Vec::new();
         for i in 0..self.torrents.stripe_count() {
-            changed.clear();
-            {
-                let mut stripe = self.torrents.lock(i);
-                stripe.retain(|_, t| {
-                    if t.expire(cutoff, |_| {}) > 0 {
-                        changed.push((self.next_seq(), t.id, t.counts()));
-                    }
-                    let (s, l) = t.counts();
-                    torrents += 1;
-                    seeders += u64::from(s);
-                    leechers += u64::from(l);
-                    true
-                });
-            }
-            if !changed.is_empty() {
-                if let Some(mut ledger) = self.ledger(slot) {
-                    for &(seq, id, counts) in &changed {
-                        ledger.torrent(seq, id, counts, 0, 0);
-                    }
+            let mut stripe = self.torrents.lock(i);
+            // Counts are recorded under the stripe lock, as announces do.
+            let Some(mut ledger) = self.ledger(slot) else {
+                break;
+            };
+            stripe.retain(|_, t| {
+                if t.expire(cutoff, |_| {}) > 0 {
+                    ledger.torrent(self.next_seq(), t.id, t.counts(), 0, 0);
                 }
-            }
+                let (s, l) = t.counts();
+                torrents += 1;
+                seeders += u64::from(s);
+                leechers += u64::from(l);
+                true
+            });
         }
         self.hand_over(slot, true);
         let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -361,7 +357,8 @@ impl Private {
 
     /// Restores committed live peers (start-up): each comes back with its
     /// committed baselines, last seen at clock second `now` minus its age.
-    /// Rows of unknown torrents are skipped. Returns how many came back.
+    /// Rows of unknown torrents or users are skipped; a leecher whose user
+    /// may not leech comes back hidden. Returns how many came back.
     pub fn restore(
         &self,
         rows: &[LivePeer],
@@ -370,8 +367,12 @@ impl Private {
         unix_now: i64,
     ) -> usize {
         let mut n = 0;
+        let users = self.users();
         for row in rows {
             let Some(hash) = ids.get(&row.torrent) else {
+                continue;
+            };
+            let Some(user) = users.by_id(row.user) else {
                 continue;
             };
             let age = u32::try_from(unix_now.saturating_sub(row.mtime).max(0)).unwrap_or(u32::MAX);
@@ -390,6 +391,9 @@ impl Private {
                 _ => peer.flags |= FLAG_NO_ADDR,
             }
             let seeder = row.left == 0;
+            if !seeder && !user.can_leech {
+                peer.flags |= FLAG_HIDDEN;
+            }
             if seeder {
                 // A seeder has had its snatch (or never needed one): a
                 // `completed` it repeats after the restart is not another.
@@ -416,17 +420,12 @@ impl Private {
     pub fn record_all_counts(&self) {
         let slot = self.reaper_slot();
         for i in 0..self.torrents.stripe_count() {
-            let counts: Vec<(u64, u32, (u32, u32))> = {
-                let stripe = self.torrents.lock(i);
-                stripe
-                    .values()
-                    .map(|t| (self.next_seq(), t.id, t.counts()))
-                    .collect()
+            let stripe = self.torrents.lock(i);
+            let Some(mut ledger) = self.ledger(slot) else {
+                break;
             };
-            if let Some(mut ledger) = self.ledger(slot) {
-                for (seq, id, c) in counts {
-                    ledger.torrent(seq, id, c, 0, 0);
-                }
+            for t in stripe.values() {
+                ledger.torrent(self.next_seq(), t.id, t.counts(), 0, 0);
             }
         }
         self.hand_over(slot, true);

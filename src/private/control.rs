@@ -1,13 +1,14 @@
 //! The control API, `/<site_password>/update?action=...`: the site
 //! registers users and torrents, grants tokens, edits the client
 //! whitelist (GAZELLE.md "The control API"). Every action is idempotent
-//! (the site retries) and answers `success`; a call hayate cannot act on
-//! (unknown action, a missing or malformed parameter, an unknown user or
-//! torrent to update) gets a failure naming what is wrong.
+//! (the site retries) and answers `success`, also when it names a user or
+//! torrent the tracker does not know (logged: the site would only retry a
+//! failure forever); a call hayate cannot read (unknown action, a missing
+//! or malformed parameter) gets a failure naming what is wrong.
 //!
-//! Info hashes come as 20 raw percent-encoded bytes (what Gazelle sends)
-//! or as 40 hex digits (what a person types); bulk parameters are plain
-//! concatenations of fixed-width values.
+//! An `info_hash` comes as 20 raw percent-encoded bytes (what Gazelle
+//! sends) or as 40 hex digits (what a person types); bulk parameters are
+//! plain concatenations of fixed-width raw values, as Gazelle sends them.
 
 use crate::http::percent::{pairs, Decoded};
 
@@ -39,12 +40,12 @@ pub fn update(private: &Private, query: &[u8]) -> Result<Effect, String> {
             let hash = q.hash("info_hash")?;
             let leech = q.leech()?;
             if !private.set_leech(&hash, leech) {
-                return Err("Unregistered torrent".into());
+                log::info!("update_torrent {}: not registered", hex(&hash));
             }
         }
         "update_torrents" => {
             let leech = q.leech()?;
-            for hash in q.hashes("info_hashes")? {
+            for hash in q.fixed::<20>("info_hashes")? {
                 // Bulk: a torrent the tracker does not know is skipped.
                 private.set_leech(&hash, leech);
             }
@@ -59,8 +60,8 @@ pub fn update(private: &Private, query: &[u8]) -> Result<Effect, String> {
         "add_token" | "remove_token" => {
             let hash = q.hash("info_hash")?;
             let user = q.number("userid")?;
-            if !private.set_token(user, &hash, action == "add_token") && action == "add_token" {
-                return Err("Unregistered torrent".into());
+            if !private.set_token(user, &hash, action == "add_token") {
+                log::info!("{action} {}: not registered", hex(&hash));
             }
         }
         "add_user" => {
@@ -79,9 +80,10 @@ pub fn update(private: &Private, query: &[u8]) -> Result<Effect, String> {
         }
         "update_user" => {
             let passkey = q.passkey("passkey")?;
-            let old = private
-                .user(&passkey)
-                .map_err(|r| r.reason().into_owned())?;
+            let Ok(old) = private.user(&passkey) else {
+                log::info!("update_user: unknown passkey");
+                return Ok(Effect::None);
+            };
             let can_leech = q.optional_flag("can_leech")?.unwrap_or(old.can_leech);
             let visible = q.optional_flag("visible")?.unwrap_or(!old.protected);
             private.add_user(
@@ -107,7 +109,7 @@ pub fn update(private: &Private, query: &[u8]) -> Result<Effect, String> {
             let new = q.passkey("newpasskey")?;
             // A retried call finds the new passkey already in place.
             if !private.change_passkey(&old, new) && private.user(&new).is_err() {
-                return Err("Passkey not found".into());
+                log::info!("change_passkey: unknown passkey");
             }
         }
         "add_whitelist" => {
@@ -225,23 +227,6 @@ impl Query<'_> {
         parse_hash(&v).ok_or_else(|| format!("invalid {name} (20 bytes or 40 hex digits)"))
     }
 
-    fn hashes(&self, name: &str) -> Result<Vec<InfoHash>, String> {
-        let v = self.bytes(name)?;
-        let bad = || format!("invalid {name} (n x 20 bytes or n x 40 hex digits)");
-        if v.len() % 40 == 0 && !v.is_empty() && v.iter().all(u8::is_ascii_hexdigit) {
-            return v
-                .chunks(40)
-                .map(|c| parse_hash(c).ok_or_else(bad))
-                .collect();
-        }
-        if v.len() % 20 != 0 {
-            return Err(bad());
-        }
-        Ok(v.chunks_exact(20)
-            .filter_map(|c| c.try_into().ok())
-            .collect())
-    }
-
     fn fixed<const N: usize>(&self, name: &str) -> Result<Vec<[u8; N]>, String> {
         let v = self.bytes(name)?;
         if v.len() % N != 0 {
@@ -304,6 +289,9 @@ mod tests {
         assert!(q.bytes("nope").unwrap_err().contains("missing"));
         assert_eq!(q.passkey("passkey").unwrap(), [b'a'; 32]);
         let q = Query(b"info_hashes=%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%01%02%02%02%02%02%02%02%02%02%02%02%02%02%02%02%02%02%02%02%02");
-        assert_eq!(q.hashes("info_hashes").unwrap(), vec![[1; 20], [2; 20]]);
+        assert_eq!(
+            q.fixed::<20>("info_hashes").unwrap(),
+            vec![[1; 20], [2; 20]]
+        );
     }
 }

@@ -67,6 +67,7 @@ impl<'a> Flusher<'a> {
     pub fn run(mut self, orders: &Receiver<Order>, interval: impl Fn() -> Duration) {
         let rx = self.private.receiver().clone();
         let mut next = Instant::now() + interval();
+        let mut reload_due = false;
         loop {
             let wait = next.saturating_duration_since(Instant::now());
             select! {
@@ -77,9 +78,14 @@ impl<'a> Flusher<'a> {
                 }
                 recv(orders) -> order => match order {
                     Ok(Order::Reload) => {
-                        self.drain(&rx);
-                        self.commit();
-                        self.reload();
+                        // A reload read over control API changes not yet
+                        // written would undo them: only after a commit.
+                        if self.commit() {
+                            self.reload();
+                        } else {
+                            log::warn!("reload postponed: the database is failing; it runs after the next commit");
+                            reload_due = true;
+                        }
                     }
                     Ok(Order::Stop) | Err(_) => break,
                 },
@@ -87,16 +93,15 @@ impl<'a> Flusher<'a> {
             }
             self.publish_age();
             if Instant::now() >= next {
-                self.drain(&rx);
-                next = Instant::now()
-                    + if self.commit() {
-                        interval()
-                    } else {
-                        self.backoff
-                    };
+                let ok = self.commit();
+                if ok && reload_due {
+                    reload_due = false;
+                    self.reload();
+                }
+                next = Instant::now() + if ok { interval() } else { self.backoff };
             }
         }
-        self.finish(&rx);
+        self.finish();
     }
 
     fn take(&mut self, l: Ledger) {
@@ -106,12 +111,6 @@ impl<'a> Flusher<'a> {
         self.pending.merge(l);
     }
 
-    fn drain(&mut self, rx: &Receiver<Ledger>) {
-        while let Ok(l) = rx.try_recv() {
-            self.take(l);
-        }
-    }
-
     fn publish_age(&self) {
         let age = self.pending.since().map_or(0, |t| {
             u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
@@ -119,9 +118,12 @@ impl<'a> Flusher<'a> {
         self.private.flush.oldest_pending_millis.store(age, Relaxed);
     }
 
-    /// Commits the pending ledger and the control API's changes; true
-    /// when it landed (or there was nothing to write).
+    /// Commits everything recorded so far and the control API's changes;
+    /// true when it landed (or there was nothing to write).
     pub fn commit(&mut self) -> bool {
+        for l in self.private.collect() {
+            self.take(l);
+        }
         let (mirror, marks) = self.private.take_mirror();
         if self.pending.is_empty() && mirror.is_empty() {
             return true;
@@ -189,10 +191,7 @@ impl<'a> Flusher<'a> {
         }
     }
 
-    fn finish(mut self, rx: &Receiver<Ledger>) {
-        self.drain(rx);
-        let left = self.private.take_all_ledgers();
-        self.take(left);
+    fn finish(mut self) {
         let deadline = Instant::now() + SHUTDOWN_RETRY;
         while !self.commit() {
             if Instant::now() >= deadline {

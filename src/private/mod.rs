@@ -71,6 +71,11 @@ impl Users {
         self.by_id.get(&id).copied()
     }
 
+    /// User `id`.
+    pub fn by_id(&self, id: u32) -> Option<User> {
+        self.by_key.get(self.by_id.get(&id)?).copied()
+    }
+
     /// Adds or updates a user; a user whose id had another passkey loses
     /// that one, and a passkey that named another user now names this one.
     pub fn upsert(&mut self, passkey: [u8; 32], user: User) {
@@ -205,6 +210,9 @@ pub fn deletion_reason(code: u8) -> Option<&'static str> {
 #[derive(Debug, Default)]
 struct Dirty {
     users: HashSet<u32>,
+    /// Users removed by the control API, as they were (their row is
+    /// written disabled, and created if it never was).
+    removed_users: HashMap<u32, UserRow>,
     torrents: HashSet<InfoHash>,
     deleted_torrents: HashSet<u32>,
     tokens: HashSet<(u32, InfoHash)>,
@@ -384,13 +392,28 @@ impl Private {
         &self.rx
     }
 
-    /// Takes every ledger slot's contents (shutdown: the workers are gone).
-    pub fn take_all_ledgers(&self) -> Ledger {
-        let mut all = Ledger::default();
-        for l in self.ledgers.iter() {
-            all.merge(std::mem::take(&mut *lock(l)));
+    /// Every delta recorded so far, for a commit: the ledgers waiting in
+    /// the channel and what each worker (and the reaper) still holds,
+    /// taken while every ledger is locked at once.
+    ///
+    /// Why at once: announces record under their torrent's stripe lock, so
+    /// a peer's later delta is recorded after its earlier one, possibly by
+    /// another worker. Taken one by one, the flusher could get worker B's
+    /// later delta and miss worker A's earlier one, commit the later
+    /// baseline, then the earlier one over it. With every ledger locked,
+    /// what is taken is exactly everything recorded before that moment:
+    /// each peer's deltas are committed in order, a prefix at a time. A
+    /// worker waits for its own ledger's lock only for these swaps.
+    pub fn collect(&self) -> Vec<Ledger> {
+        let mut held: Vec<MutexGuard<'_, Ledger>> = self.ledgers.iter().map(lock).collect();
+        // Nothing can be sent while the ledgers are locked (`hand_over`
+        // sends under its ledger's lock): the channel holds all there is.
+        let mut out: Vec<Ledger> = self.rx.try_iter().collect();
+        for l in held.iter_mut().filter(|l| !l.is_empty()) {
+            out.push(std::mem::take(&mut **l));
         }
-        all
+        drop(held);
+        out
     }
 
     fn mark(&self, f: impl FnOnce(&mut Dirty)) {
@@ -415,7 +438,9 @@ impl Private {
                         can_leech: u.can_leech,
                         protected: u.protected,
                     }),
-                    None => m.disabled_users.push(id),
+                    None => m
+                        .disabled_users
+                        .extend(dirty.removed_users.get(&id).cloned()),
                 }
             }
         }
@@ -455,7 +480,7 @@ impl Private {
             m.whitelist = Some(read(&self.whitelist).clone());
         }
         m.users.sort_by_key(|u| u.id);
-        m.disabled_users.sort_unstable();
+        m.disabled_users.sort_by_key(|u| u.id);
         m.torrents.sort_by_key(|t| t.id);
         m.deleted_torrents.sort_unstable();
         (m, MirrorMarks(dirty))
@@ -466,6 +491,9 @@ impl Private {
         let mut d = lock(&self.dirty);
         let back = marks.0;
         d.users.extend(back.users);
+        for (id, row) in back.removed_users {
+            d.removed_users.entry(id).or_insert(row);
+        }
         d.torrents.extend(back.torrents);
         d.deleted_torrents.extend(back.deleted_torrents);
         d.tokens.extend(back.tokens);
@@ -581,6 +609,13 @@ impl Private {
         self.drop_peers_of(user.id);
         self.mark(|d| {
             d.users.insert(user.id);
+            let row = UserRow {
+                id: user.id,
+                passkey: *passkey,
+                can_leech: user.can_leech,
+                protected: user.protected,
+            };
+            d.removed_users.insert(user.id, row);
         });
         Some(user)
     }

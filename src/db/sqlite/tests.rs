@@ -223,7 +223,7 @@ fn mirror_round_trips_through_load() {
     // 3's info_hash.
     let second = Mirror {
         users: vec![user(1, b'b', true, false), user(2, b'a', false, true)],
-        disabled_users: vec![3],
+        disabled_users: vec![user(3, b'c', true, false)],
         torrents: vec![torrent(9, 3, 2)],
         deleted_torrents: vec![2],
         expired_tokens: vec![Token {
