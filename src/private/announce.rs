@@ -181,7 +181,9 @@ impl Private {
                 credit_down = 0;
             }
             leech => {
-                let tokened = self.has_token(user.id, t.id);
+                // Only a download to credit or a snatch to expire it needs the
+                // token set (a read lock): most announces skip it.
+                let tokened = (real_down > 0 || snatch) && self.has_token(user.id, t.id);
                 if tokened {
                     let tok = Token {
                         user: user.id,
