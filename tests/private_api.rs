@@ -304,6 +304,13 @@ impl Site {
         get(self.v4(), &format!("/{SITE}/update?{query}")).text()
     }
 
+    /// A control call made from another thread: it is answered only once
+    /// its change is committed (`join` gives the reply).
+    fn update_later(&self, query: &str) -> std::thread::JoinHandle<String> {
+        let (addr, target) = (self.v4(), format!("/{SITE}/update?{query}"));
+        std::thread::spawn(move || get(addr, &target).text())
+    }
+
     /// A control call that must answer `success`, made twice (the site
     /// retries: every action is idempotent).
     fn ok(&self, query: &str) {
@@ -1646,10 +1653,18 @@ fn a_locked_database_delays_credit_without_losing_or_doubling_it() {
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     site.announce(&key, &hash, &pid("a"), &q(7001, 1000, 500, 100, ""))
         .ok();
-    site.ok(&format!("action=add_user&passkey={}&id=2&visible=1", pk(2)));
+    let call = site.update_later(&format!("action=add_user&passkey={}&id=2&visible=1", pk(2)));
     site.wait_metric_where("hayate_private_database_errors_total", ">= 1", |n| n >= 1);
     assert_eq!(credit(&lock, 1), (0, 0));
+    // Its `success` waits for the commit: the site must not take it as
+    // done while the change could still be lost.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !call.is_finished(),
+        "a control call answered before its commit"
+    );
     lock.execute_batch("COMMIT").unwrap();
+    assert_eq!(call.join().unwrap(), "success");
     site.announce(&key, &hash, &pid("a"), &q(7001, 1500, 600, 100, ""))
         .ok();
     site.wait_db(((1500, 600), 2), |db| {
@@ -1833,9 +1848,15 @@ fn reload_during_a_database_outage_keeps_uncommitted_control_calls() {
     site.wait_db(1, |db| count(db, "SELECT count(*) FROM users_main"));
     let lock = site.db();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
-    site.ok(&format!("action=remove_user&passkey={one}"));
-    site.ok(&format!("action=add_user&passkey={two}&id=2&visible=1"));
+    // Both calls are applied in memory at once and answered once committed.
+    let remove = site.update_later(&format!("action=remove_user&passkey={one}"));
+    let add = site.update_later(&format!("action=add_user&passkey={two}&id=2&visible=1"));
     site.wait_metric_where("hayate_private_database_errors_total", ">= 1", |n| n >= 1);
+    let applied = wait_until(WAIT, || {
+        let r = site.announce(&two, &hash, &pid("b"), &q(7002, 0, 0, 5, ""));
+        failure(&r.value()).is_none()
+    });
+    assert!(applied, "add_user not applied in memory during the outage");
     // The reload waits for a commit that lands: until then memory keeps
     // the calls, and so does the reload that follows.
     assert!(site.server().reload_database());
@@ -1849,8 +1870,14 @@ fn reload_during_a_database_outage_keeps_uncommitted_control_calls() {
         (Some("Passkey not found".to_string()), None),
         "during the outage"
     );
+    assert!(
+        !remove.is_finished() && !add.is_finished(),
+        "answered before the commit"
+    );
     lock.execute_batch("COMMIT").unwrap();
     drop(lock);
+    assert_eq!(remove.join().unwrap(), "success");
+    assert_eq!(add.join().unwrap(), "success");
     site.wait_metric("hayate_private_reloads_total", 1);
     let removed = site.announce(&one, &hash, &pid("a"), &q(7001, 0, 0, 5, ""));
     let added = site.announce(&two, &hash, &pid("b"), &q(7002, 0, 0, 5, ""));

@@ -1675,10 +1675,6 @@ fn an_older_announce_never_overwrites_a_newer_baseline() {
 /// the tracker killed at once, restarted: the torrent must still be free
 /// (or its downloads are credited).
 #[test]
-#[ignore = "BUG: control API changes are acknowledged before they are \
-            committed (flusher.rs writes them with the next batch); kill -9 \
-            within flush_interval loses them: FreeTorrent is 0 again after the \
-            restart, so the torrent's downloads are credited"]
 fn an_acknowledged_freeleech_survives_kill_9() {
     let mut run = Run::new("an_acknowledged_freeleech_survives_kill_9", 2, 1);
     run.client(0, 0, true, false, false);

@@ -58,6 +58,10 @@ pub struct Conn {
     /// A full scrape in progress: the next slice to produce once `out` has
     /// drained (see `Routes::full_scrape_slice`).
     pub full_scrape: Option<u16>,
+    /// A control call's reply held until its change is committed (the
+    /// change's ticket, the whole response); nothing more is served on
+    /// this connection meanwhile.
+    pub held: Option<(u64, Vec<u8>)>,
 }
 
 impl Conn {
@@ -76,6 +80,7 @@ impl Conn {
             want_write: false,
             registered: false,
             full_scrape: None,
+            held: None,
         }
     }
 
@@ -102,7 +107,7 @@ pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut u
     let config = ctx.env.config;
     let max_headers = config.http_max_headers.min(MAX_HEADERS_CAP);
     let mut pos = 0;
-    while pos < buf.len() && *budget > 0 && !conn.close_after_flush {
+    while pos < buf.len() && *budget > 0 && !conn.close_after_flush && conn.held.is_none() {
         let rest = &buf[pos..];
         let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
         let mut req = httparse::Request::new(&mut []);
@@ -194,14 +199,26 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
         Status::Html => (200, "text/html; charset=utf-8"),
         Status::NotFound => (404, "text/plain"),
     };
-    write_response(
-        &mut conn.out,
-        code,
-        content_type,
-        ctx.body,
-        close,
-        head_only,
-    );
+    let ticket = ctx.routes.await_ticket.take();
+    let pending = |t: u64| {
+        let private = ctx.env.shared.private.as_ref();
+        private.is_some_and(|p| !p.is_durable(t))
+    };
+    match ticket {
+        Some(t) if pending(t) => {
+            let mut reply = Vec::new();
+            write_response(&mut reply, code, content_type, ctx.body, close, head_only);
+            conn.held = Some((t, reply));
+        }
+        _ => write_response(
+            &mut conn.out,
+            code,
+            content_type,
+            ctx.body,
+            close,
+            head_only,
+        ),
+    }
     conn.close_after_flush |= close;
 }
 

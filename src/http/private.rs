@@ -46,7 +46,16 @@ pub fn serve(routes: &mut Routes, env: &Env, req: &Request, body: &mut Vec<u8>) 
     let result = match action {
         b"announce" => announce(routes, env, private, secret, req, body),
         b"scrape" => scrape(routes, env, private, secret, req, body),
-        b"update" => update(shared, config, private, secret, req, body),
+        b"update" => {
+            let done = update(shared, config, private, secret, req, body);
+            if body.as_slice() == b"success" {
+                // Acknowledged once written: a site does not resend a
+                // call that answered `success` (`conn::serve_one` holds
+                // the reply until the flusher has committed it).
+                routes.await_ticket = Some(private.last_ticket());
+            }
+            done
+        }
         _ => report_page(shared, private, secret, req, body),
     };
     if let Err(refusal) = result {

@@ -54,6 +54,9 @@ pub struct Routes {
     pub(super) picked: Picked,
     /// The worker's id: its private ledger.
     pub(super) slot: usize,
+    /// Set by a control call whose change must be committed before its
+    /// `success` is sent (taken by `conn::serve_one`).
+    pub(super) await_ticket: Option<u64>,
 }
 
 impl Routes {
@@ -66,6 +69,7 @@ impl Routes {
             files: Vec::new(),
             picked: Picked::default(),
             slot,
+            await_ticket: None,
         }
     }
 }

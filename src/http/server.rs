@@ -43,6 +43,9 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ACCEPTS_PER_TURN: usize = 256;
 /// A connection whose reply buffer grew beyond this gives the memory back.
 const OUT_KEEP_BYTES: usize = 64 * 1024;
+/// While a control call's reply waits for its commit, the poll wakes this
+/// often to look (the flusher commits at once when asked: a few ms).
+const HELD_POLL: Duration = Duration::from_millis(2);
 /// One worker's HTTP listeners and connections.
 pub struct HttpFront {
     id: usize,
@@ -55,6 +58,8 @@ pub struct HttpFront {
     free: Vec<usize>,
     closing: Vec<usize>,
     pending: Vec<usize>,
+    /// Connections holding a control reply until its commit.
+    held: Vec<usize>,
     scratch: Vec<u8>,
     body: Vec<u8>,
     routes: Routes,
@@ -92,6 +97,7 @@ impl HttpFront {
             free: Vec::new(),
             closing: Vec::new(),
             pending: Vec::new(),
+            held: Vec::new(),
             scratch,
             body: Vec::with_capacity(4096),
             routes: Routes::new(id),
@@ -127,6 +133,11 @@ impl HttpFront {
         if !self.pending.is_empty() {
             return Duration::ZERO;
         }
+        let tick = if self.held.is_empty() {
+            tick
+        } else {
+            tick.min(HELD_POLL)
+        };
         self.accept_retry_at.map_or(tick, |at| {
             at.saturating_duration_since(Instant::now()).min(tick)
         })
@@ -136,6 +147,9 @@ impl HttpFront {
     /// close what was marked, retry a postponed accept, sweep timeouts.
     pub fn after_events(&mut self, tick: Duration) {
         for slot in std::mem::take(&mut self.pending) {
+            self.drive(slot);
+        }
+        for slot in std::mem::take(&mut self.held) {
             self.drive(slot);
         }
         self.close_marked();
@@ -281,6 +295,19 @@ impl HttpFront {
                     return;
                 }
                 Err(_) => return self.closing.push(slot),
+            }
+            if let Some((ticket, _)) = &conn.held {
+                let private = self.shared.private.as_ref();
+                if private.is_some_and(|p| !p.is_durable(*ticket)) {
+                    if !self.held.contains(&slot) {
+                        self.held.push(slot);
+                    }
+                    return;
+                }
+                if let Some((_, reply)) = conn.held.take() {
+                    conn.out.extend_from_slice(&reply);
+                }
+                continue;
             }
             if let Some(cursor) = conn.full_scrape {
                 // The previous slice is on its way: produce the next one.
@@ -465,7 +492,7 @@ impl HttpFront {
 fn flush(conn: &mut Conn, stats: &WorkerStats) -> io::Result<bool> {
     // The last reply of a connection that closes next: its bytes leave
     // with the FIN, in one segment instead of two (`sys::fin`).
-    let last = conn.close_after_flush && conn.full_scrape.is_none();
+    let last = conn.close_after_flush && conn.full_scrape.is_none() && conn.held.is_none();
     while conn.has_output() {
         let rest = &conn.out[conn.out_pos..];
         let sent = if last {

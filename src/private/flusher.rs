@@ -66,6 +66,7 @@ impl<'a> Flusher<'a> {
     /// `flush_interval` (it follows reloads).
     pub fn run(mut self, orders: &Receiver<Order>, interval: impl Fn() -> Duration) {
         let rx = self.private.receiver().clone();
+        let nudges = self.private.nudges().clone();
         let mut next = Instant::now() + interval();
         let mut reload_due = false;
         loop {
@@ -74,6 +75,13 @@ impl<'a> Flusher<'a> {
                 recv(rx) -> ledger => {
                     if let Ok(l) = ledger {
                         self.take(l);
+                    }
+                }
+                recv(nudges) -> _ => {
+                    // A control call waits for its change to be durable:
+                    // commit now, unless an outage's back-off is running.
+                    if self.outage.is_none() {
+                        next = Instant::now();
                     }
                 }
                 recv(orders) -> order => match order {
@@ -126,6 +134,9 @@ impl<'a> Flusher<'a> {
         }
         let (mirror, marks) = self.private.take_mirror();
         if self.pending.is_empty() && mirror.is_empty() {
+            // Marks that came to nothing (a token of a torrent deleted
+            // since) are as durable as they will get.
+            self.private.confirm(&marks);
             return true;
         }
         let batch = self.pending.batch(mirror);
@@ -135,6 +146,7 @@ impl<'a> Flusher<'a> {
         let f = &self.private.flush;
         match result {
             Ok(()) => {
+                self.private.confirm(&marks);
                 let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
                 f.batches.fetch_add(1, Relaxed);
                 f.peer_rows.fetch_add(batch.peers.len() as u64, Relaxed);

@@ -261,6 +261,14 @@ pub struct Private {
     dirty: Mutex<Dirty>,
     /// Control API changes are written to the database (embedded mode).
     mirror: bool,
+    /// Tickets of control API changes: the last one issued (under the
+    /// `dirty` lock) and the last one committed. A control call is
+    /// answered once its ticket is durable (`http::conn`).
+    issued: AtomicU64,
+    durable: AtomicU64,
+    /// Asks the flusher to commit now (a control call is waiting).
+    nudge_tx: Sender<()>,
+    nudge_rx: Receiver<()>,
     /// Live seeders, all torrents.
     pub seeders: AtomicI64,
     /// Live leechers, all torrents.
@@ -284,7 +292,12 @@ impl Private {
     /// changes through to the database.
     pub fn new(stripes: usize, workers: usize, mirror: bool) -> Private {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_LEDGERS);
+        let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         Private {
+            issued: AtomicU64::new(0),
+            durable: AtomicU64::new(0),
+            nudge_tx,
+            nudge_rx,
             users: RwLock::default(),
             torrents: Store::new(stripes),
             tokens: RwLock::default(),
@@ -418,15 +431,44 @@ impl Private {
 
     fn mark(&self, f: impl FnOnce(&mut Dirty)) {
         if self.mirror {
-            f(&mut lock(&self.dirty));
+            let mut dirty = lock(&self.dirty);
+            f(&mut dirty);
+            self.issued.fetch_add(1, Relaxed);
+            drop(dirty);
+            // Full: a commit is asked for already, and will take this too.
+            let _ = self.nudge_tx.try_send(());
         }
+    }
+
+    /// The ticket of the latest control API change (0: none ever).
+    pub fn last_ticket(&self) -> u64 {
+        self.issued.load(Relaxed)
+    }
+
+    /// True once every control API change up to `ticket` is committed.
+    pub fn is_durable(&self, ticket: u64) -> bool {
+        self.durable.load(std::sync::atomic::Ordering::Acquire) >= ticket
+    }
+
+    /// Records that the changes taken with `marks` are committed.
+    pub fn confirm(&self, marks: &MirrorMarks) {
+        self.durable
+            .fetch_max(marks.1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The flusher's end of the commit-now requests.
+    pub fn nudges(&self) -> &Receiver<()> {
+        &self.nudge_rx
     }
 
     /// The control API changes to write, as current state (see `Mirror`).
     /// The marks are taken: on a failed commit, `restore_mirror` puts
     /// them back.
     pub fn take_mirror(&self) -> (Mirror, MirrorMarks) {
-        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let (dirty, up_to) = {
+            let mut d = lock(&self.dirty);
+            (std::mem::take(&mut *d), self.issued.load(Relaxed))
+        };
         let mut m = Mirror::default();
         {
             let users = self.users();
@@ -483,7 +525,7 @@ impl Private {
         m.disabled_users.sort_by_key(|u| u.id);
         m.torrents.sort_by_key(|t| t.id);
         m.deleted_torrents.sort_unstable();
-        (m, MirrorMarks(dirty))
+        (m, MirrorMarks(dirty, up_to))
     }
 
     /// Puts back marks taken by `take_mirror` whose commit failed.
@@ -518,7 +560,7 @@ impl Private {
 
 /// Control API marks taken for one commit (opaque).
 #[derive(Debug, Default)]
-pub struct MirrorMarks(Dirty);
+pub struct MirrorMarks(Dirty, u64);
 
 impl Private {
     /// Registers (or updates) torrent `hash`; its peers stay.
