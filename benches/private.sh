@@ -11,8 +11,11 @@
 #   benches/private.sh                  udp http-close http-keepalive latency
 #   benches/private.sh udp latency      some of them
 #
-#   udp             hayate-load --udp, 1 thread x 32 in flight each
-#   http-close      hayate-load --http --keepalive off, 1 thread x 16 connections each
+#   udp             hayate-load --udp, 1 thread x 32 in flight each, no scrapes
+#                   (--scrape-ratio 0: a private hayate refuses UDP scrapes,
+#                   which carry no passkey)
+#   http-close      hayate-load --http --keepalive off, 1 thread x 16 connections each,
+#                   1 request in 100 a scrape (private: /<passkey>/scrape)
 #   http-keepalive  the same with keep-alive on
 #   latency         the private tracker alone (public one stopped): UDP open
 #                   loop at half its udp capacity (capped at 60% of what
@@ -52,7 +55,7 @@ scenarios=("$@")
 (( ${#scenarios[@]} )) || scenarios=(udp http-close http-keepalive latency)
 for s in "${scenarios[@]}"; do
     case $s in udp | http-close | http-keepalive | latency) ;;
-        *) sed -n '2,38p' "$0"; exit 2 ;;
+        *) sed -n '2,42p' "$0"; exit 2 ;;
     esac
 done
 wants() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
@@ -67,6 +70,9 @@ done
 
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+# Copies: a rebuild during the run must not change what is measured.
+cp "$hayate" "$work/hayate" && cp "$load" "$work/hayate-load"
+hayate_src=$hayate hayate=$work/hayate load=$work/hayate-load
 hz=$(getconf CLK_TCK)
 # Private mode's secrets: 32 characters each.
 site=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -101,6 +107,18 @@ run_load() {
     echo $! > "$work/$name.lpid"
 }
 
+# thread_ticks PID COMM: ticks of PID's threads named COMM (0 when none).
+thread_ticks() {
+    local t n=0 s
+    for t in /proc/"$1"/task/*; do
+        [[ $(cat "$t/comm" 2>/dev/null) == "$2" ]] || continue
+        s=$(cat "$t/stat" 2>/dev/null) || continue
+        s=${s##*) }
+        n=$(( n + $(awk '{print $12 + $13}' <<< "$s") ))
+    done
+    echo "$n"
+}
+
 # figure FILE: responses/s and errors of a hayate-load summary.
 figure() {
     awk '/^responses\/s:/ {r = $2} /^errors:/ {e = $2} END {print r + 0, e + 0}' "$1"
@@ -115,7 +133,8 @@ messages() {
 start pub "$base" --mode public
 start priv $((base + 1)) --mode private --site-password "$site" --report-password "$report" \
     --database "sqlite:$work/db" --flush-interval 3s
-echo "hayate: $hayate ($("$hayate" --version 2>/dev/null || echo '?')), public pid $pub_pid on :$base, private pid $priv_pid on :$((base + 1)); core $tcore; loads on core $lcore"
+echo "machine load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+echo "hayate: $hayate_src ($("$hayate" --version 2>/dev/null || echo '?')), public pid $pub_pid on :$base, private pid $priv_pid on :$((base + 1)); core $tcore; loads on core $lcore"
 taskset -c "$lcore" "$load" register --http "127.0.0.1:$((base + 1))" --site-password "$site" \
     --torrents "$torrents" --passkeys "$users" --seed 1 | sed 's/^/  /'
 # The state after registration, for the record.
@@ -129,8 +148,8 @@ results=$work/results
 capacity() {
     local scen=$1 pub_args priv_args
     case $scen in
-        udp) pub_args=(--udp "127.0.0.1:$base" --concurrency 32)
-             priv_args=(--udp "127.0.0.1:$((base + 1))" --concurrency 32) ;;
+        udp) pub_args=(--udp "127.0.0.1:$base" --concurrency 32 --scrape-ratio 0)
+             priv_args=(--udp "127.0.0.1:$((base + 1))" --concurrency 32 --scrape-ratio 0) ;;
         http-close) pub_args=(--http "127.0.0.1:$base" --keepalive off --threads 1 --concurrency 16)
                     priv_args=(--http "127.0.0.1:$((base + 1))" --keepalive off --threads 1 --concurrency 16) ;;
         http-keepalive) pub_args=(--http "127.0.0.1:$base" --keepalive on --threads 1 --concurrency 16)
@@ -143,24 +162,26 @@ capacity() {
         run_load "pub-$scen-$r" "$base" "${pub_args[@]}"
         run_load "priv-$scen-$r" $((base + 1)) "${priv_args[@]}" --passkeys "$users"
         sleep 5
-        local a0 b0 a1 b1
-        a0=$(ticks "$pub_pid") b0=$(ticks "$priv_pid")
+        local a0 b0 a1 b1 f0 f1
+        a0=$(ticks "$pub_pid") b0=$(ticks "$priv_pid") f0=$(thread_ticks "$priv_pid" flusher)
         sleep "$secs"
-        a1=$(ticks "$pub_pid") b1=$(ticks "$priv_pid")
+        a1=$(ticks "$pub_pid") b1=$(ticks "$priv_pid") f1=$(thread_ticks "$priv_pid" flusher)
         wait "$(cat "$work/pub-$scen-$r.lpid")" "$(cat "$work/priv-$scen-$r.lpid")" 2>/dev/null || true
         # shellcheck disable=SC2046
         python3 - $(figure "$work/pub-$scen-$r.out") $(figure "$work/priv-$scen-$r.out") \
-            "$a0" "$a1" "$b0" "$b1" "$hz" "$secs" "$r" "$scen" "$results" <<'PY'
+            "$a0" "$a1" "$b0" "$b1" "$hz" "$secs" "$r" "$scen" "$results" "$((f1 - f0))" <<'PY'
 import sys
 ra, ea, rb, eb, a0, a1, b0, b1, hz, secs = (float(x) for x in sys.argv[1:11])
-r, scen, results = sys.argv[11], sys.argv[12], sys.argv[13]
+r, scen, results, flusher = sys.argv[11], sys.argv[12], sys.argv[13], float(sys.argv[14])
 busy_a, busy_b = (a1 - a0) / hz / secs, (b1 - b0) / hz / secs
 cap_a, cap_b = ra / max(busy_a, 1e-9), rb / max(busy_b, 1e-9)
 def fig(rps, busy, cap, errors):
     return f"{rps:6.0f}/s {busy * 100:3.0f}% {1e6 / cap:6.2f} us {cap:7.0f}/s e{errors:.0f}"
-print(f"{r:<6} {fig(ra, busy_a, cap_a, ea):>36} {fig(rb, busy_b, cap_b, eb):>36} {cap_b / cap_a:9.3f}")
+share = flusher / max(b1 - b0, 1)
+print(f"{r:<6} {fig(ra, busy_a, cap_a, ea):>36} {fig(rb, busy_b, cap_b, eb):>36} {cap_b / cap_a:9.3f}"
+      f"   flusher {share * 100:3.0f}% {share * 1e6 / cap_b:5.2f} us")
 with open(results, "a") as f:
-    f.write(f"{scen} {ra} {busy_a} {cap_a} {rb} {busy_b} {cap_b}\n")
+    f.write(f"{scen} {ra} {busy_a} {cap_a} {rb} {busy_b} {cap_b} {share}\n")
 PY
         messages "$work/pub-$scen-$r.out" public
         messages "$work/priv-$scen-$r.out" private
@@ -171,16 +192,20 @@ scen, path = sys.argv[1], sys.argv[2]
 rows = [[float(x) for x in l.split()[1:]] for l in open(path) if l.split()[0] == scen]
 med = lambda i: statistics.median(r[i] for r in rows)
 ratios = [r[5] / r[2] for r in rows]
+# The same without the flusher thread's CPU (it would run on another core
+# of a bigger machine): the announce path's own cost.
+bare = [r[5] / (1 - r[6]) / r[2] for r in rows]
 print(f"median: public {1e6 / med(2):.2f} us/req, capacity {med(2):.0f}/s; private {1e6 / med(5):.2f} us/req, "
       f"capacity {med(5):.0f}/s; private/public capacity {statistics.median(ratios):.3f} "
-      f"(rounds {min(ratios):.3f}-{max(ratios):.3f})")
+      f"(rounds {min(ratios):.3f}-{max(ratios):.3f}); without the flusher's CPU {statistics.median(bare):.3f}")
 PY
 }
 
 for s in udp http-close http-keepalive; do
     if wants "$s"; then capacity "$s"; fi
 done
-echo "(per tracker: requests/s, busy share of the core, CPU per request, capacity = requests per tracker-CPU-second, e = errors the load counted; cap p/p = private / public capacity)"
+wants udp || wants http-close || wants http-keepalive &&
+    echo "(per tracker: requests/s, busy share of the core, CPU per request, capacity = requests per tracker-CPU-second, e = errors the load counted; cap p/p = private / public capacity; flusher = the private tracker's flusher thread (SQLite commits): its share of that tracker's CPU, and per request)"
 
 if wants latency; then
     echo
@@ -195,7 +220,7 @@ print(int(statistics.median(c) / 2) if c else "")' "$results")
     # private tracker alone: past about 60% of it, its own queueing is what
     # the latency shows.
     taskset -c "$lcore" "$load" run --udp "127.0.0.1:$port" --torrents "$torrents" --peers "$peers" \
-        --seed 1 --passkeys "$users" --concurrency 32 --duration "$((secs + 5))s" --warmup 5s \
+        --seed 1 --passkeys "$users" --scrape-ratio 0 --concurrency 32 --duration "$((secs + 5))s" --warmup 5s \
         > "$work/max.out" 2>&1 || true
     max=$(figure "$work/max.out" | cut -d' ' -f1)
     cap=$(( ${max%.*} * 60 / 100 ))
@@ -252,11 +277,13 @@ print(f"control: {n} update_torrent calls in {took:.1f} s ({n / took:.0f}/s), {f
 for r, c in reasons.items():
     print(f"  control failure {c}x: {r!r}")
 PY
-    echo "== latency: the private tracker alone, hayate-load --udp --passkeys $users open loop at $rate requests/s ($why)"
+    echo "== latency: the private tracker alone, hayate-load --udp --passkeys $users --scrape-ratio 0 open loop at $rate requests/s ($why)"
     for phase in quiet control; do
-        run_load "lat-$phase" "$port" --udp "127.0.0.1:$port" --passkeys "$users" --rate "$rate"
+        run_load "lat-$phase" "$port" --udp "127.0.0.1:$port" --passkeys "$users" --scrape-ratio 0 \
+            --rate "$rate"
         if [[ $phase == control ]]; then
-            taskset -c "$lcore" python3 "$work/control.py" "$port" "$site" "$hashes" "$control_rate" \
+            # Niced: on the load core it must not starve hayate-load's pacing.
+            taskset -c "$lcore" nice -n 10 python3 "$work/control.py" "$port" "$site" "$hashes" "$control_rate" \
                 "$((secs + 6))" > "$work/control.out" 2>&1 &
             echo $! > "$work/control.pid"
         fi
@@ -279,3 +306,4 @@ if [ -n "$priv_pid" ] && kill -0 "$priv_pid" 2>/dev/null; then
     curl -s "http://127.0.0.1:$((base + 1))/$report/report?get=stats" | sed 's/^/  /'
     grep -v '^$' "$work/priv.log" | tail -5 | sed 's/^/  log: /' || true
 fi
+echo "machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -165,9 +165,15 @@ fn sighup_and_mtime_reload_lists_and_denied_swarms_are_dropped() {
         None,
         "a is allowed again"
     );
-    assert!(p
-        .stderr_text()
-        .contains("access list file changed: reloading"));
+    // The line is logged before the new list is in force, but reaches
+    // us through the stderr reader thread: wait for it.
+    assert!(
+        wait_until(Duration::from_secs(5), || p
+            .stderr_text()
+            .contains("access list file changed: reloading")),
+        "{}",
+        p.stderr_text()
+    );
 }
 
 #[test]

@@ -98,8 +98,7 @@ CREATE TABLE xbt_files_users (
     useragent TEXT NOT NULL DEFAULT '',
     mtime INTEGER NOT NULL,
     PRIMARY KEY (peer_id, fid, uid)
-);
-CREATE INDEX xbt_files_users_mtime ON xbt_files_users (mtime);
+) WITHOUT ROWID;
 CREATE TABLE xbt_snatched (
     uid INTEGER NOT NULL,
     fid INTEGER NOT NULL,
@@ -188,8 +187,10 @@ fn connect(path: &str) -> Result<Connection, DbError> {
     let mut conn = Connection::open_with_flags(path, flags).map_err(fail)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
     // Per-connection settings only: nothing is written to the file yet.
-    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA synchronous = FULL;")
-        .map_err(fail)?;
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF; PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;",
+    )
+    .map_err(fail)?;
     let create = check_schema(&conn)
         .map_err(fail)?
         .map_err(|why| DbError(format!("sqlite {path}: {why}: hayate will not touch it")))?;

@@ -20,6 +20,8 @@ pub enum Mode {
     Fill,
     /// Writes the info hashes and stops; sends nothing.
     Hashes,
+    /// Registers the users and torrents with hayate's control API.
+    Register,
 }
 
 /// Everything the command line says.
@@ -44,6 +46,10 @@ pub struct Opts {
     pub tracker_pid: Option<u32>,
     pub stats_url: Option<StatsUrl>,
     pub print_hashes: Option<String>,
+    /// Private mode: users (passkeys) the peers belong to; 0 = public.
+    pub passkeys: u64,
+    /// `register`: the control API's secret.
+    pub site_password: Option<String>,
 }
 
 /// (flag, value, help) in `--help` order.
@@ -68,6 +74,8 @@ const FLAGS: &[(&str, &str, &str)] = &[
     ("--tracker-pid", "PID", "rows show the tracker's VmRSS and thread count from /proc/PID/status"),
     ("--stats-url", "URL", "rows show torrents and peers from hayate's stats page (http://127.0.0.1:6969/stats)"),
     ("--print-hashes", "FILE", "write the --torrents info hashes to FILE as 40-hex lines (an allowlist; - = stdout)"),
+    ("--passkeys", "N", "private tracker (Gazelle/Ocelot URLs): peer slot i belongs to user i % N, whose passkey is format!(\"{:032x}\", user + 1), 32 lowercase hex digits (user 0: 00000000000000000000000000000001); announces go to /<passkey>/announce (UDP: a BEP 41 URL-data option), HTTP scrapes to /<passkey>/scrape (lane j uses user j % N), UDP scrapes go as without it (a private hayate refuses them: add --scrape-ratio 0); uploaded grows by 16384 at each re-announce, downloaded too while leeching; register: users 1..=N [0 = public]"),
+    ("--site-password", "PW", "register: the tracker's site_password (/<PW>/update)"),
 ];
 
 /// The `--help` text.
@@ -76,14 +84,19 @@ pub fn help() -> String {
         "hayate-load: load generator for BitTorrent trackers (UDP BEP 15, HTTP)\n\n\
          Usage: hayate-load [run] (--udp ADDR | --http ADDR) [OPTIONS]\n       \
          hayate-load fill (--udp ADDR | --http ADDR) [OPTIONS]\n       \
-         hayate-load hashes [--torrents N] [--seed N] [--print-hashes FILE]\n\n\
+         hayate-load hashes [--torrents N] [--seed N] [--print-hashes FILE]\n       \
+         hayate-load register --http ADDR --site-password PW [--torrents N] [--passkeys U] [--seed N]\n\n\
          run     announces with churn (started, re-announce, completed, stopped, vanish) and\n        \
          scrapes for --duration: closed loop (--concurrency) or open loop (--rate)\n\
          fill    announces each of --peers once (started; 20% seeders), prints how many\n        \
          were accepted, and stops\n\
          hashes  writes the info hashes the same flags would use (40-hex lines, to\n        \
          --print-hashes FILE or stdout) and stops: an allowlist for a tracker that\n        \
-         needs one before it starts\n\nOptions:\n",
+         needs one before it starts\n\
+register registers, with hayate's private-mode control API over one keep-alive HTTP\n        \
+         connection, users 1..=U (--passkeys U, visible) and every torrent the same\n        \
+         --torrents/--seed use (id = rank + 1, freetorrent 0), and stops; every reply\n        \
+         must be success (exit 1 otherwise)\n\nOptions:\n",
     );
     for (flag, value, doc) in FLAGS {
         s += &format!("  {flag} {value}\n      {doc}\n");
@@ -99,6 +112,7 @@ pub fn parse(args: Vec<String>) -> Result<Opts, String> {
         Some("run") => Some(Mode::Run),
         Some("fill") => Some(Mode::Fill),
         Some("hashes") => Some(Mode::Hashes),
+        Some("register") => Some(Mode::Register),
         _ => None,
     };
     if named.is_some() {
@@ -126,6 +140,8 @@ pub fn parse(args: Vec<String>) -> Result<Opts, String> {
         tracker_pid: None,
         stats_url: None,
         print_hashes: None,
+        passkeys: 0,
+        site_password: None,
     };
     let mut target = false;
     while let Some(arg) = it.next() {
@@ -179,6 +195,8 @@ pub fn parse(args: Vec<String>) -> Result<Opts, String> {
             "--tracker-pid" => o.tracker_pid = Some(num(&v).map_err(bad)? as u32),
             "--stats-url" => o.stats_url = Some(StatsUrl::parse(&v).map_err(bad)?),
             "--print-hashes" => o.print_hashes = Some(v),
+            "--passkeys" => o.passkeys = num(&v).map_err(bad)?,
+            "--site-password" => o.site_password = Some(secret(&v).map_err(bad)?),
             _ => unreachable!("every FLAGS entry is matched"),
         }
     }
@@ -188,6 +206,20 @@ pub fn parse(args: Vec<String>) -> Result<Opts, String> {
     if o.torrents == 0 {
         return Err("--torrents: must be at least 1".into());
     }
+    if o.passkeys > u64::from(u32::MAX) {
+        return Err("--passkeys: at most 4294967295 (user ids are 32-bit)".into());
+    }
+    if mode == Mode::Register {
+        if !matches!(o.target, Target::Http(..)) {
+            return Err("register: needs --http ADDR (the control API)".into());
+        }
+        if o.site_password.is_none() {
+            return Err("register: needs --site-password PW".into());
+        }
+        if o.torrents > u64::from(u32::MAX) {
+            return Err("register: --torrents at most 4294967295 (torrent ids are 32-bit)".into());
+        }
+    }
     if o.warmup >= o.duration && mode == Mode::Run {
         return Err("--warmup must be shorter than --duration".into());
     }
@@ -195,6 +227,18 @@ pub fn parse(args: Vec<String>) -> Result<Opts, String> {
         return Err("--scrape-ratio must be within 0..1 and --skew above 0".into());
     }
     Ok(o)
+}
+
+/// A URL path segment: unreserved characters only (hayate's are 32 long).
+fn secret(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    {
+        return Err("expected letters, digits, - . _ or ~".into());
+    }
+    Ok(s.to_string())
 }
 
 /// `host:port` to one socket address (the first the resolver gives).
@@ -281,7 +325,17 @@ mod tests {
         let o = p("hashes --torrents 10 --print-hashes -").unwrap();
         assert_eq!((o.mode, o.torrents), (Mode::Hashes, 10));
         assert_eq!(o.print_hashes.as_deref(), Some("-"));
+        let o = p("--udp 127.0.0.1:1 --passkeys 100k").unwrap();
+        assert_eq!((o.mode, o.passkeys), (Mode::Run, 100_000));
+        let o = p("register --http 127.0.0.1:1 --site-password abc --passkeys 10 --torrents 5")
+            .unwrap();
+        assert_eq!(o.mode, Mode::Register);
+        assert_eq!(o.site_password.as_deref(), Some("abc"));
         for bad in [
+            "register --udp 127.0.0.1:1 --site-password abc",
+            "register --http 127.0.0.1:1",
+            "register --http 127.0.0.1:1 --site-password a/b",
+            "--udp 127.0.0.1:1 --passkeys 5000000000",
             "--udp",
             "--http 1.2.3.4:1 --keepalive maybe",
             "--nope 1",

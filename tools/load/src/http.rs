@@ -21,6 +21,9 @@ pub struct Conf {
     pub addr: SocketAddr,
     pub host: String,
     pub keepalive: bool,
+    /// Private mode: the passkey this lane's scrapes use (announces carry
+    /// their peer's own).
+    pub passkey: Option<[u8; 32]>,
 }
 
 enum Outcome {
@@ -185,7 +188,7 @@ fn read_reply(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<(usize, usiz
 
 /// Content-Length and `Connection: close` from a response head (the first
 /// field is always 0: the body offset is added by the caller).
-fn parse_head(head: &[u8]) -> (usize, Option<usize>, bool) {
+pub fn parse_head(head: &[u8]) -> (usize, Option<usize>, bool) {
     let mut clen = None;
     let mut close = false;
     for line in head.split(|&b| b == b'\n').skip(1) {
@@ -274,14 +277,26 @@ fn encode(out: &mut Vec<u8>, r: &Request, conf: &Conf) {
             event,
             numwant,
             key,
+            uploaded,
+            downloaded,
+            passkey,
         } => {
-            out.extend_from_slice(b"GET /announce?info_hash=");
+            out.extend_from_slice(b"GET /");
+            if let Some(key) = passkey {
+                out.extend_from_slice(key);
+                out.push(b'/');
+            }
+            out.extend_from_slice(b"announce?info_hash=");
             push_escaped(out, info_hash);
             out.extend_from_slice(b"&peer_id=");
             push_escaped(out, peer_id);
             out.extend_from_slice(b"&port=");
             push_num(out, *port as u64);
-            out.extend_from_slice(b"&uploaded=0&downloaded=0&left=");
+            out.extend_from_slice(b"&uploaded=");
+            push_num(out, *uploaded);
+            out.extend_from_slice(b"&downloaded=");
+            push_num(out, *downloaded);
+            out.extend_from_slice(b"&left=");
             push_num(out, *left);
             out.extend_from_slice(b"&compact=1&numwant=");
             push_num(out, *numwant as u64);
@@ -293,7 +308,12 @@ fn encode(out: &mut Vec<u8>, r: &Request, conf: &Conf) {
             }
         }
         Request::Scrape(hashes) => {
-            out.extend_from_slice(b"GET /scrape?");
+            out.extend_from_slice(b"GET /");
+            if let Some(key) = &conf.passkey {
+                out.extend_from_slice(key);
+                out.push(b'/');
+            }
+            out.extend_from_slice(b"scrape?");
             for (i, h) in hashes.iter().enumerate() {
                 if i > 0 {
                     out.push(b'&');
@@ -315,6 +335,7 @@ fn encode(out: &mut Vec<u8>, r: &Request, conf: &Conf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::{passkey, Event};
 
     #[test]
     fn replies_are_classified() {
@@ -330,6 +351,81 @@ mod tests {
         assert_eq!(
             parse_head(b"HTTP/1.1 200 OK\r\nContent-length: 12\r\nConnection: close"),
             (0, Some(12), true)
+        );
+    }
+
+    fn conf(keepalive: bool, passkey: Option<[u8; 32]>) -> Conf {
+        Conf {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            host: "127.0.0.1:1".into(),
+            keepalive,
+            passkey,
+        }
+    }
+
+    fn announce(passkey: Option<[u8; 32]>, uploaded: u64, downloaded: u64) -> Request<'static> {
+        Request::Announce {
+            info_hash: [0xAB; 20],
+            peer_id: *b"-HL0001-abcdefghijkl",
+            port: 6881,
+            left: 100,
+            event: Event::None,
+            numwant: 50,
+            key: 9,
+            uploaded,
+            downloaded,
+            passkey,
+        }
+    }
+
+    const HASH: &str = "%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB%AB";
+
+    #[test]
+    fn public_requests_are_unchanged() {
+        let mut out = Vec::new();
+        encode(&mut out, &announce(None, 0, 0), &conf(false, None));
+        let want = format!(
+            "GET /announce?info_hash={HASH}&peer_id=-HL0001-abcdefghijkl&port=6881\
+             &uploaded=0&downloaded=0&left=100&compact=1&numwant=50&key=9 HTTP/1.1\r\n\
+             Host: 127.0.0.1:1\r\nUser-Agent: hayate-load/0.1\r\nConnection: close\r\n\r\n"
+        );
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
+        encode(&mut out, &Request::Scrape(&[[0xAB; 20]]), &conf(true, None));
+        assert!(out.starts_with(format!("GET /scrape?info_hash={HASH} HTTP/1.1\r\n").as_bytes()));
+    }
+
+    #[test]
+    fn private_requests_put_the_passkey_first() {
+        let key = passkey(41);
+        assert_eq!(&key, b"0000000000000000000000000000002a");
+        let mut out = Vec::new();
+        encode(
+            &mut out,
+            &announce(Some(key), 49152, 16384),
+            &conf(true, None),
+        );
+        let want = format!(
+            "GET /0000000000000000000000000000002a/announce?info_hash={HASH}\
+             &peer_id=-HL0001-abcdefghijkl&port=6881&uploaded=49152&downloaded=16384\
+             &left=100&compact=1&numwant=50&key=9 HTTP/1.1\r\n"
+        );
+        assert!(
+            out.starts_with(want.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        // A scrape uses the lane's passkey.
+        encode(
+            &mut out,
+            &Request::Scrape(&[[0xAB; 20]]),
+            &conf(true, Some(passkey(0))),
+        );
+        let want =
+            format!("GET /00000000000000000000000000000001/scrape?info_hash={HASH} HTTP/1.1\r\n");
+        assert!(
+            out.starts_with(want.as_bytes()),
+            "{}",
+            String::from_utf8_lossy(&out)
         );
     }
 }

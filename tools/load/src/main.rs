@@ -1,7 +1,9 @@
 //! hayate-load: a load generator for BitTorrent trackers (BEP 15 UDP and
 //! HTTP), std only. `run` keeps a churning peer population announcing for a
 //! duration, closed loop or open loop; `fill` announces a peer set once;
-//! `hashes` writes the info hashes a run would use (an allowlist).
+//! `hashes` writes the info hashes a run would use (an allowlist);
+//! `register` adds the users and torrents a private run uses to hayate
+//! through its control API.
 //!
 //! Threads: main parses, spawns the senders, then reports (one table row per
 //! `--report-every`, a summary at the end). Over UDP a sender is a thread
@@ -12,6 +14,7 @@ mod args;
 mod hist;
 mod http;
 mod plan;
+mod register;
 mod stats;
 mod udp;
 mod workload;
@@ -41,7 +44,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let work = Arc::new(Workload::new(
+    let mut work = Workload::new(
         o.torrents,
         o.peers,
         o.skew,
@@ -49,7 +52,9 @@ fn main() {
         o.scrape_hashes,
         o.numwant,
         o.seed,
-    ));
+    );
+    work.passkeys = o.passkeys;
+    let work = Arc::new(work);
     let hashes_to = match (o.mode, o.print_hashes.as_deref()) {
         (Mode::Hashes, None) => Some("-"),
         (_, to) => to,
@@ -64,6 +69,7 @@ fn main() {
         Mode::Run => run(&o, &work),
         Mode::Fill => fill(&o, &work),
         Mode::Hashes => true,
+        Mode::Register => register::run(&o, &work),
     };
     std::process::exit(if ok { 0 } else { 1 });
 }
@@ -114,6 +120,7 @@ fn spawn(
                     addr: *addr,
                     host: host.clone(),
                     keepalive: o.keepalive,
+                    passkey: (o.passkeys > 0).then(|| workload::passkey(i as u64 % o.passkeys)),
                 };
                 builder.spawn(move || http::run(&conf, lane, &plan, shared))
             }
@@ -158,8 +165,12 @@ fn describe(o: &Opts) -> String {
             o.threads, o.concurrency
         ),
     };
+    let private = match o.passkeys {
+        0 => String::new(),
+        n => format!(", private: {n} passkeys"),
+    };
     format!(
-        "{target}, {shape}; {} torrents (skew {}), {} peers, seed {}",
+        "{target}, {shape}; {} torrents (skew {}), {} peers, seed {}{private}",
         o.torrents, o.skew, o.peers, o.seed
     )
 }

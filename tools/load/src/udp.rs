@@ -117,6 +117,62 @@ pub fn run(addr: SocketAddr, lane: Lane, plan: &Plan, shared: Shared, scrape_has
     d.run();
 }
 
+/// BEP 41 option type of URL data.
+const OPTION_URL_DATA: u8 = 2;
+/// The URL data a private announce carries: `udp://host:port/<passkey>/announce`'s path.
+const ANNOUNCE_PATH_LEN: usize = 1 + 32 + 9;
+
+/// Encodes `req` into `b` (transaction ID left at bytes 12..16 for the
+/// caller); returns its kind and length. A private announce (`passkey`)
+/// ends with one BEP 41 URL-data option holding `/<passkey>/announce`
+/// (the option list ends with the packet).
+fn encode(b: &mut [u8; 2048], conn_id: u64, req: &Request) -> (Kind, usize) {
+    b[..8].copy_from_slice(&conn_id.to_be_bytes());
+    match req {
+        Request::Announce {
+            info_hash,
+            peer_id,
+            port,
+            left,
+            event,
+            numwant,
+            key,
+            uploaded,
+            downloaded,
+            passkey,
+        } => {
+            b[8..12].copy_from_slice(&1u32.to_be_bytes());
+            b[16..36].copy_from_slice(info_hash);
+            b[36..56].copy_from_slice(peer_id);
+            b[56..64].copy_from_slice(&downloaded.to_be_bytes());
+            b[64..72].copy_from_slice(&left.to_be_bytes());
+            b[72..80].copy_from_slice(&uploaded.to_be_bytes());
+            b[80..84].copy_from_slice(&event.udp_code().to_be_bytes());
+            b[84..88].copy_from_slice(&0u32.to_be_bytes());
+            b[88..92].copy_from_slice(&key.to_be_bytes());
+            b[92..96].copy_from_slice(&numwant.to_be_bytes());
+            b[96..98].copy_from_slice(&port.to_be_bytes());
+            let Some(passkey) = passkey else {
+                return (Kind::Announce, 98);
+            };
+            b[98] = OPTION_URL_DATA;
+            b[99] = ANNOUNCE_PATH_LEN as u8;
+            let path = &mut b[100..100 + ANNOUNCE_PATH_LEN];
+            path[0] = b'/';
+            path[1..33].copy_from_slice(passkey);
+            path[33..].copy_from_slice(b"/announce");
+            (Kind::Announce, 100 + ANNOUNCE_PATH_LEN)
+        }
+        Request::Scrape(hashes) => {
+            b[8..12].copy_from_slice(&2u32.to_be_bytes());
+            for (i, h) in hashes.iter().enumerate() {
+                b[16 + 20 * i..36 + 20 * i].copy_from_slice(h);
+            }
+            (Kind::Scrape, 16 + 20 * hashes.len())
+        }
+    }
+}
+
 impl Driver<'_> {
     fn run(&mut self) {
         let open = self.plan.period_ns.is_some();
@@ -242,39 +298,7 @@ impl Driver<'_> {
             return;
         };
         let conn_id = self.conn_id.unwrap_or(0);
-        let b = &mut self.buf;
-        b[..8].copy_from_slice(&conn_id.to_be_bytes());
-        let (kind, len) = match req {
-            Request::Announce {
-                info_hash,
-                peer_id,
-                port,
-                left,
-                event,
-                numwant,
-                key,
-            } => {
-                b[8..12].copy_from_slice(&1u32.to_be_bytes());
-                b[16..36].copy_from_slice(&info_hash);
-                b[36..56].copy_from_slice(&peer_id);
-                b[56..64].copy_from_slice(&0u64.to_be_bytes());
-                b[64..72].copy_from_slice(&left.to_be_bytes());
-                b[72..80].copy_from_slice(&0u64.to_be_bytes());
-                b[80..84].copy_from_slice(&event.udp_code().to_be_bytes());
-                b[84..88].copy_from_slice(&0u32.to_be_bytes());
-                b[88..92].copy_from_slice(&key.to_be_bytes());
-                b[92..96].copy_from_slice(&numwant.to_be_bytes());
-                b[96..98].copy_from_slice(&port.to_be_bytes());
-                (Kind::Announce, 98)
-            }
-            Request::Scrape(hashes) => {
-                b[8..12].copy_from_slice(&2u32.to_be_bytes());
-                for (i, h) in hashes.iter().enumerate() {
-                    b[16 + 20 * i..36 + 20 * i].copy_from_slice(h);
-                }
-                (Kind::Scrape, 16 + 20 * hashes.len())
-            }
-        };
+        let (kind, len) = encode(&mut self.buf, conn_id, &req);
         let seq = self.claim(due, kind);
         self.buf[12..16].copy_from_slice(&seq.to_be_bytes());
         if self.sock.send(&self.buf[..len]).is_err() {
@@ -350,5 +374,66 @@ impl Driver<'_> {
             }
             _ => c.bad_replies += 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::{passkey, Event};
+
+    fn announce(passkey: Option<[u8; 32]>, uploaded: u64, downloaded: u64) -> Request<'static> {
+        Request::Announce {
+            info_hash: [0xAA; 20],
+            peer_id: *b"-HL0001-abcdefghijkl",
+            port: 6881,
+            left: 7,
+            event: Event::Started,
+            numwant: 50,
+            key: 9,
+            uploaded,
+            downloaded,
+            passkey,
+        }
+    }
+
+    #[test]
+    fn public_announce_is_bep15_without_options() {
+        let mut b = [0u8; 2048];
+        let (kind, len) = encode(&mut b, 0x1122_3344_5566_7788, &announce(None, 0, 0));
+        assert!(kind == Kind::Announce && len == 98);
+        assert_eq!(b[..8], 0x1122_3344_5566_7788u64.to_be_bytes());
+        assert_eq!(b[8..12], 1u32.to_be_bytes());
+        assert_eq!(b[56..64], [0; 8], "downloaded");
+        assert_eq!(b[64..72], 7u64.to_be_bytes(), "left");
+        assert_eq!(b[72..80], [0; 8], "uploaded");
+        assert_eq!(b[80..84], 2u32.to_be_bytes(), "started");
+        assert_eq!(b[96..98], 6881u16.to_be_bytes());
+    }
+
+    #[test]
+    fn private_announce_carries_the_passkey_as_bep41_url_data() {
+        let mut b = [0u8; 2048];
+        let key = passkey(0);
+        let (kind, len) = encode(&mut b, 1, &announce(Some(key), 32768, 16384));
+        assert!(kind == Kind::Announce);
+        assert_eq!(b[56..64], 16384u64.to_be_bytes(), "downloaded");
+        assert_eq!(b[72..80], 32768u64.to_be_bytes(), "uploaded");
+        // Type 2 (URL data), its length, the path; the packet ends there.
+        let path = b"/00000000000000000000000000000001/announce";
+        assert_eq!(b[98], 2);
+        assert_eq!(b[99] as usize, path.len());
+        assert_eq!(&b[100..len], path);
+        assert_eq!(len, 98 + 2 + 42);
+    }
+
+    #[test]
+    fn scrapes_carry_no_options() {
+        let mut b = [0u8; 2048];
+        let hashes = [[1u8; 20], [2u8; 20]];
+        let (kind, len) = encode(&mut b, 5, &Request::Scrape(&hashes));
+        assert!(kind == Kind::Scrape && len == 16 + 40);
+        assert_eq!(b[8..12], 2u32.to_be_bytes());
+        assert_eq!(b[36..56], [2u8; 20]);
     }
 }

@@ -97,8 +97,32 @@ pub enum Request<'a> {
         event: Event,
         numwant: u32,
         key: u32,
+        /// Bytes sent and received so far in this life (0 without
+        /// `--passkeys`).
+        uploaded: u64,
+        downloaded: u64,
+        /// Private mode: the passkey of the peer's user.
+        passkey: Option<[u8; 32]>,
     },
     Scrape(&'a [[u8; 20]]),
+}
+
+/// Private mode: what a peer adds to `uploaded` (and a leecher to
+/// `downloaded`) at each announce after `started`, so the tracker credits
+/// something every time.
+pub const BYTES_PER_ANNOUNCE: u64 = 16384;
+
+/// The passkey of user `user` (0-based): `user + 1` as 32 lowercase hex
+/// digits, so user id `n` (1-based, as `register` adds them) has passkey
+/// `format!("{:032x}", n)`.
+pub fn passkey(user: u64) -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = user as u128 + 1;
+    let mut out = [b'0'; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((n >> (4 * (31 - i))) & 15) as usize];
+    }
+    out
 }
 
 // The churn mix, per announce of a peer that is in a swarm, in per mille.
@@ -133,6 +157,9 @@ pub struct Workload {
     pub numwant: u32,
     /// The run's seed.
     pub seed: u64,
+    /// Private mode: users the peers belong to (slot `i` to user
+    /// `i % passkeys`); 0 = public announces.
+    pub passkeys: u64,
     /// Port of each slot's first life: its ordinal within its swarm, so the
     /// first lives of all slots are distinct peers to the tracker (which
     /// tells peers apart by address and port) up to `PORTS` per swarm.
@@ -168,6 +195,7 @@ impl Workload {
             scrape_hashes: scrape_hashes.clamp(1, MAX_SCRAPE_HASHES),
             numwant,
             seed,
+            passkeys: 0,
             first_ports: Vec::new(),
         };
         let mut in_swarm = vec![0u32; w.hashes.len()];
@@ -243,6 +271,9 @@ enum State {
 struct Slot {
     gen: u32,
     state: State,
+    /// Counters of the current life (private mode only).
+    uploaded: u64,
+    downloaded: u64,
 }
 
 /// How a lane walks its slots.
@@ -294,7 +325,9 @@ impl Lane {
             slots: vec![
                 Slot {
                     gen: 0,
-                    state: State::Absent
+                    state: State::Absent,
+                    uploaded: 0,
+                    downloaded: 0,
                 };
                 count as usize
             ],
@@ -337,6 +370,21 @@ impl Lane {
             let global = self.first + i as u64 * self.step;
             let id = work.identity(global, slot.gen);
             let roll = self.rng.below(1000);
+            let private = work.passkeys > 0;
+            match slot.state {
+                // A new life (`started`) starts from zero.
+                State::Absent => (slot.uploaded, slot.downloaded) = (0, 0),
+                // Another announce of the same life moved some data (a
+                // leecher both ways, including the one that completes).
+                State::Leecher | State::Seeder if private => {
+                    slot.uploaded += BYTES_PER_ANNOUNCE;
+                    if slot.state == State::Leecher {
+                        slot.downloaded += BYTES_PER_ANNOUNCE;
+                    }
+                }
+                _ => {}
+            }
+            let (uploaded, downloaded) = (slot.uploaded, slot.downloaded);
             let (event, left) = match slot.state {
                 State::Absent => {
                     slot.state = if id.seeder {
@@ -379,6 +427,9 @@ impl Lane {
                 event,
                 numwant: work.numwant,
                 key: id.key,
+                uploaded,
+                downloaded,
+                passkey: private.then(|| passkey(global % work.passkeys)),
             });
         }
         None
@@ -432,6 +483,71 @@ mod tests {
         let small = counts.iter().filter(|&&c| (1..=2).contains(&c)).count();
         let big = counts.iter().filter(|&&c| c > 2).count();
         assert!(small > big, "small {small} big {big}");
+    }
+
+    #[test]
+    fn passkeys_are_user_plus_one_in_32_hex_digits() {
+        for user in [0u64, 9, 99_999, u64::from(u32::MAX) - 1] {
+            assert_eq!(passkey(user), format!("{:032x}", user + 1).as_bytes());
+        }
+    }
+
+    /// (slot's user passkey, event, uploaded, downloaded, left).
+    type Sent = (Option<[u8; 32]>, Event, u64, u64, u64);
+
+    /// The next `n` announces of a one-lane run over `peers` slots.
+    fn announces(passkeys: u64, peers: u64, n: usize) -> Vec<Sent> {
+        let mut w = Workload::new(10, peers, 1.0, 0.0, 4, 50, 7);
+        w.passkeys = passkeys;
+        let mut l = Lane::new(Arc::new(w), 0, 1, Shape::Churn);
+        let mut out = Vec::new();
+        while out.len() < n {
+            if let Some(Request::Announce {
+                passkey,
+                event,
+                uploaded,
+                downloaded,
+                left,
+                ..
+            }) = l.next()
+            {
+                out.push((passkey, event, uploaded, downloaded, left));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn public_counters_stay_zero() {
+        for (passkey, _, up, down, _) in announces(0, 5, 2_000) {
+            assert!(passkey.is_none() && up == 0 && down == 0);
+        }
+    }
+
+    #[test]
+    fn private_counters_grow_per_announce_and_restart_with_a_life() {
+        // One slot: every announce is the same peer slot, user 0.
+        let mut last = (0, 0);
+        let mut grew = 0;
+        for (passkey, event, up, down, left) in announces(3, 1, 5_000) {
+            assert_eq!(passkey, Some(*b"00000000000000000000000000000001"));
+            if event == Event::Started {
+                assert_eq!((up, down), (0, 0), "a new life starts from zero");
+            } else {
+                assert_eq!(up, last.0 + BYTES_PER_ANNOUNCE);
+                // A seeder (left 0, not the announce that completes) uploads only.
+                let leeching = left > 0 || event == Event::Completed;
+                let step = if leeching { BYTES_PER_ANNOUNCE } else { 0 };
+                assert_eq!(down, last.1 + step, "{event:?}");
+                grew += 1;
+            }
+            last = (up, down);
+        }
+        assert!(grew > 4_000);
+        // Slots map to users round-robin.
+        let users: std::collections::HashSet<_> =
+            announces(3, 7, 100).into_iter().map(|a| a.0).collect();
+        assert_eq!(users.len(), 3);
     }
 
     #[test]
