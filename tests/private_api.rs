@@ -2578,6 +2578,25 @@ fn binary_refuses_unusable_private_configs_with_status_2() {
             with(SITE, &missing_url),
             vec![missing_text.as_str()],
         ),
+        (
+            "an allowlist, which private mode would not use",
+            [with(SITE, &ok_url), owned(&["--allowlist", "/dev/null"])].concat(),
+            vec!["allowlist", "private mode"],
+        ),
+        (
+            "the same secret twice",
+            owned(&[
+                "--mode",
+                "private",
+                "--site-password",
+                SITE,
+                "--report-password",
+                SITE,
+                "--database",
+                &ok_url,
+            ]),
+            vec!["report_password"],
+        ),
     ];
     for (what, args, words) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

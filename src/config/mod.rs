@@ -276,6 +276,15 @@ impl Config {
             if self.site_password == self.report_password {
                 return Err("report_password must differ from site_password".into());
             }
+            // A private tracker serves registered torrents only: the
+            // lists would be silently ignored, so they are refused.
+            for (name, value) in [("allowlist", &self.allowlist), ("denylist", &self.denylist)] {
+                if !value.is_empty() {
+                    return Err(format!(
+                        "{name}: not used in private mode (torrents are registered through the control API)"
+                    ));
+                }
+            }
         }
         if self.numwant_default > self.numwant_max {
             return Err(format!(

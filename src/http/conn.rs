@@ -58,9 +58,9 @@ pub struct Conn {
     /// A full scrape in progress: the next slice to produce once `out` has
     /// drained (see `Routes::full_scrape_slice`).
     pub full_scrape: Option<u16>,
-    /// A control call's reply held until its change is committed (the
-    /// change's ticket, the whole response); nothing more is served on
-    /// this connection meanwhile.
+    /// Replies held until a control call's change is committed (the
+    /// highest ticket among them, the responses in order); replies to
+    /// requests after it join them, so the order holds.
     pub held: Option<(u64, Vec<u8>)>,
 }
 
@@ -107,7 +107,7 @@ pub fn serve_buffered(buf: &[u8], conn: &mut Conn, ctx: &mut Ctx, budget: &mut u
     let config = ctx.env.config;
     let max_headers = config.http_max_headers.min(MAX_HEADERS_CAP);
     let mut pos = 0;
-    while pos < buf.len() && *budget > 0 && !conn.close_after_flush && conn.held.is_none() {
+    while pos < buf.len() && *budget > 0 && !conn.close_after_flush {
         let rest = &buf[pos..];
         let mut headers = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS_CAP];
         let mut req = httparse::Request::new(&mut []);
@@ -199,18 +199,26 @@ fn serve_one(req: &httparse::Request, conn: &mut Conn, ctx: &mut Ctx) {
         Status::Html => (200, "text/html; charset=utf-8"),
         Status::NotFound => (404, "text/plain"),
     };
-    let ticket = ctx.routes.await_ticket.take();
-    let pending = |t: u64| {
-        let private = ctx.env.shared.private.as_ref();
-        private.is_some_and(|p| !p.is_durable(t))
-    };
-    match ticket {
-        Some(t) if pending(t) => {
+    // A control call's reply waits for its commit, and every reply after
+    // it on this connection waits with it (order): pipelined calls share
+    // one commit.
+    let private = ctx.env.shared.private.as_ref();
+    let ticket = ctx
+        .routes
+        .await_ticket
+        .take()
+        .filter(|&t| private.is_some_and(|p| !p.is_durable(t)));
+    match (&mut conn.held, ticket) {
+        (Some((held, reply)), new) => {
+            write_response(reply, code, content_type, ctx.body, close, head_only);
+            *held = new.map_or(*held, |t| t.max(*held));
+        }
+        (None, Some(t)) => {
             let mut reply = Vec::new();
             write_response(&mut reply, code, content_type, ctx.body, close, head_only);
             conn.held = Some((t, reply));
         }
-        _ => write_response(
+        (None, None) => write_response(
             &mut conn.out,
             code,
             content_type,

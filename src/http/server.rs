@@ -415,6 +415,15 @@ impl HttpFront {
             if self.closing.contains(&slot) {
                 continue;
             }
+            if conn.held.is_some() {
+                // Waiting on us (a commit), not on the client: only the
+                // idle limit applies (an outage longer than it closes
+                // the connection unanswered; the site retries).
+                if now.duration_since(conn.last_active) >= idle_limit {
+                    self.closing.push(slot);
+                }
+                continue;
+            }
             if let Some(started) = conn.request_started {
                 if now.duration_since(started) >= config.http_request_timeout
                     && !conn.close_after_flush

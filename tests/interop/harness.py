@@ -21,9 +21,25 @@ requests out of that log and, when HAYATE_CAPTURE=1 (`make
 interop-capture`), writes them to tests/fixtures/clients/, where
 tests/client_fixtures.rs replays them against the tracker in `make test`.
 
-HAYATE_INTEROP_TRACKER_ARGS adds flags to every tracker a suite starts
-(to see a suite fail: "--allowlist /dev/null" refuses every announce);
-HAYATE_INTEROP_KEEP=1 keeps the work directories of passing cases too.
+Private mode (Gazelle/Ocelot): `case.tracker(flags, private=True)` starts
+hayate with `--mode private`, two random 32-character secrets, a SQLite
+database in the case's work directory and `--flush-interval 1s`; the
+suite registers users and the torrent as the site would, over the control
+API (`tracker.add_user(name)`, `tracker.add_torrent(info_hash)`), and
+gives each client the announce URL of its own user
+(`tracker.passkey_url(proto, family, name)`). A peer is never handed a
+peer of its own user, so every client is a user of its own. At the end
+`tracker.shutdown()` (SIGTERM: the flusher commits what it holds, exit 0)
+and `tracker.check_credit(...)` read the database with sqlite3.
+
+HAYATE_INTEROP_TRACKER_ARGS adds flags to every tracker a suite starts; a
+flag named there replaces the harness's or the suite's own of that name
+(hayate refuses a flag given twice: "--mode given more than once"). To
+see a suite fail: "--allowlist /dev/null" refuses every public announce;
+"--mode public" makes every private case fail (no control API);
+"--database sqlite:/tmp/elsewhere.db" makes every private case's database
+check fail (hayate writes elsewhere). HAYATE_INTEROP_KEEP=1 keeps the work
+directories of passing cases too.
 """
 
 import hashlib
@@ -32,9 +48,11 @@ import queue
 import random
 import re
 import shlex
+import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -290,16 +308,38 @@ UDP_EVENTS = {0: "", 1: "completed", 2: "started", 3: "stopped"}
 
 
 def parse_udp_announce(hex_datagram):
-    """{peer_id, port, left, event} of a BEP 15 announce, None otherwise."""
+    """{peer_id, port, uploaded, downloaded, left, event, url} of a BEP 15
+    announce (strings, as an HTTP query's values), None otherwise. `url` is
+    the BEP 41 URL data after the 98 bytes ("" without)."""
     b = bytes.fromhex(hex_datagram)
     if len(b) < 98 or int.from_bytes(b[8:12], "big") != 1:
         return None
     return {
         "peer_id": b[36:56].decode("latin-1"),
+        "downloaded": str(int.from_bytes(b[56:64], "big")),
         "left": str(int.from_bytes(b[64:72], "big")),
+        "uploaded": str(int.from_bytes(b[72:80], "big")),
         "event": UDP_EVENTS.get(int.from_bytes(b[80:84], "big"), "?"),
         "port": str(int.from_bytes(b[96:98], "big")),
+        "url": bep41_url(b[98:]).decode("latin-1"),
     }
+
+
+def bep41_url(options):
+    """The URL data of BEP 41 options: type 0 ends them, 1 is a one-byte
+    no-op, 2 is a length byte and that many bytes of URL data."""
+    url, i = b"", 0
+    while i < len(options) and options[i] != 0:
+        if options[i] == 1:
+            i += 1
+        elif i + 1 < len(options):
+            n = options[i + 1]
+            if options[i] == 2:
+                url += options[i + 2:i + 2 + n]
+            i += 2 + n
+        else:
+            break
+    return url
 
 
 def announce_events(seen, ip):
@@ -308,35 +348,109 @@ def announce_events(seen, ip):
     return [q.get("event", "") for q in seen.get(ip, [])]
 
 
+def without_flags(args, names):
+    """`args` (`--flag value` pairs and `--flag=value` words) less the
+    flags in `names`."""
+    out, i = [], 0
+    while i < len(args):
+        word = args[i]
+        single = "=" in word
+        n = 1 if single else 2
+        if word.split("=", 1)[0] not in names:
+            out += args[i:i + n]
+        i += n
+    return out
+
+
+class Site:
+    """Private mode's side of a case: what a Gazelle site holds. Two random
+    32-character secrets, the SQLite database in the case's work directory,
+    and the users the suite registers (a name each: "seeder", "leecher1",
+    ...) with ids from 1 and random 32-character passkeys."""
+
+    def __init__(self, workdir):
+        self.site_password = secrets.token_hex(16)
+        self.report_password = secrets.token_hex(16)
+        self.database = os.path.join(workdir, "hayate.db")
+        self.users = {}  # name -> (id, passkey)
+        self.torrent_id = None
+
+    def flags(self):
+        """hayate's private-mode flags. A flush every second, so the
+        database follows the swarm during the case too; the last flush
+        happens at SIGTERM anyway."""
+        return ["--mode", "private",
+                "--site-password", self.site_password,
+                "--report-password", self.report_password,
+                "--database", f"sqlite:{self.database}",
+                "--flush-interval", "1s"]
+
+    def read(self):
+        """What the database holds: {'users': {id: (Uploaded, Downloaded)},
+        'torrents': {id: (Seeders, Leechers, Snatched)}, 'snatches':
+        [(uid, fid)], 'peers': [(uid, fid, active, uploaded, downloaded,
+        remaining)]} (Gazelle's classic tables, src/db/sqlite.rs)."""
+        if not os.path.exists(self.database):
+            raise Failed(f"no database at {self.database}")
+        # Read-only: the file is hayate's (it may still hold a WAL).
+        db = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
+        try:
+            q = lambda sql: db.execute(sql).fetchall()  # noqa: E731
+            return {
+                "users": {r[0]: (r[1], r[2]) for r in
+                          q("SELECT ID, Uploaded, Downloaded FROM users_main")},
+                "torrents": {r[0]: (r[1], r[2], r[3]) for r in
+                             q("SELECT ID, Seeders, Leechers, Snatched FROM torrents")},
+                "snatches": q("SELECT uid, fid FROM xbt_snatched ORDER BY uid"),
+                "peers": q("SELECT uid, fid, active, uploaded, downloaded, remaining "
+                           "FROM xbt_files_users ORDER BY uid"),
+            }
+        except sqlite3.Error as e:
+            raise Failed(f"cannot read the database {self.database}: {e}")
+        finally:
+            db.close()
+
+
 class Tracker(Proc):
     """The hayate binary on ephemeral ports: HTTP and UDP on 127.0.0.1 and
-    [::1], every request logged at debug."""
+    [::1], every request logged at debug. With `site` (a Site) in private
+    mode (its flags, then the suite's `extra`). A flag in
+    HAYATE_INTEROP_TRACKER_ARGS replaces the harness's or the suite's own."""
 
-    def __init__(self, binary, workdir, extra=()):
+    def __init__(self, binary, workdir, extra=(), site=None):
         self.serving = queue.Queue()
         self.lines = []
         self.lock = threading.Lock()
-        argv = [
-            binary,
+        self.site = site  # a Site in private mode, None in public mode
+        own = [
             "--config", "/dev/null",
             "--http-listen", "127.0.0.1:0, [::1]:0",
             "--udp-listen", "127.0.0.1:0, [::1]:0",
             "--workers", "2",
             "--log-level", "debug",
+            *(site.flags() if site else ()),
             *extra,
-            # A way to check that a suite can fail, e.g. "--allowlist
-            # /dev/null" refuses every announce: every case must fail.
-            *shlex.split(os.environ.get("HAYATE_INTEROP_TRACKER_ARGS", "")),
         ]
+        # A way to check that a suite can fail, e.g. "--allowlist
+        # /dev/null" refuses every public announce. hayate refuses a flag
+        # given twice, so a flag named here replaces the harness's or the
+        # suite's own ("--mode public" in a private case).
+        env = shlex.split(os.environ.get("HAYATE_INTEROP_TRACKER_ARGS", ""))
+        named = {a.split("=", 1)[0] for a in env if a.startswith("--")}
+        argv = [binary, *without_flags(own, named), *env]
         logfile = os.path.join(workdir, "hayate.log")
         super().__init__("hayate", argv, logfile, stdin=None)
-        threading.Thread(target=self._watch, daemon=True).start()
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+        self.watcher.start()
         try:
             line = self.serving.get(timeout=15)
         except queue.Empty:
-            raise Failed("hayate did not print its 'serving' line within 15 s")
+            self.stop()
+            raise Failed("hayate did not print its 'serving' line within 15 s: "
+                         f"{' '.join(self.argv)}\n{self.log(20)}")
         if line is None:
-            raise Failed(f"hayate exited before serving (status {self.proc.wait()})")
+            raise Failed(f"hayate exited before serving (status {self.proc.wait()}): "
+                         f"{' '.join(self.argv)}\n{self.log(20)}")
         self.http, self.udp = {}, {}
         for proto, addr in re.findall(r"(http|udp)://(\S+?),?(?=\s)", line):
             family = "ipv6" if addr.startswith("[") else "ipv4"
@@ -387,8 +501,14 @@ class Tracker(Proc):
         return int(self.stats().get(key, 0))
 
     def swarm(self, family):
-        """(seeders, leechers) of a family over the whole tracker, from /stats."""
+        """(seeders, leechers) of a family over the whole tracker, from /stats.
+        In private mode the private swarm's gauges, which have no family (the
+        case's tracker holds the case's clients only; the announce counters
+        say which family they came over)."""
         s = self.stats()
+        if self.site is not None:
+            return tuple(int(s.get(f'hayate_private_peers{{kind="{kind}"}}', 0))
+                         for kind in ("seeder", "leecher"))
         return tuple(
             int(s.get(f'hayate_peers{{kind="{kind}",family="{family}"}}', 0))
             for kind in ("seeder", "leecher")
@@ -434,7 +554,7 @@ class Tracker(Proc):
             else:
                 target = request.split(" ")[-1]
                 fields = None
-                if target.startswith("/announce"):
+                if target.partition("?")[0].endswith("/announce"):  # /<passkey>/announce too
                     fields = dict(urllib.parse.parse_qsl(
                         target.partition("?")[2], keep_blank_values=True, encoding="latin-1"))
             if fields is not None:
@@ -464,6 +584,150 @@ class Tracker(Proc):
             if m:
                 out.append((m.group(1), m.group(2), m.group(3)))
         return out
+
+    # ---- private mode ---------------------------------------------------
+
+    def update(self, **params):
+        """A control API call, as the site makes it:
+        GET /<site_password>/update?action=...; the body must be `success`."""
+        if self.site is None:
+            raise Failed("a control API call to a public tracker")
+        query = urllib.parse.urlencode(params)
+        url = f"http://{self.http['ipv4']}/{self.site.site_password}/update?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                body = r.read().decode(errors="replace")
+        except OSError as e:
+            raise Failed(f"control API action={params.get('action')}: {e}")
+        if body != "success":
+            raise Failed(f"control API action={params.get('action')} answered {body[:200]!r}, "
+                         "not 'success'")
+
+    def add_user(self, name):
+        """Registers user `name` (the next id, a random passkey, visible);
+        returns its passkey."""
+        uid = len(self.site.users) + 1
+        passkey = secrets.token_hex(16)
+        self.update(action="add_user", passkey=passkey, id=uid, visible=1)
+        self.site.users[name] = (uid, passkey)
+        return passkey
+
+    def add_torrent(self, info_hash, torrent_id=1):
+        """Registers the torrent (40 hex digits), normal leech type."""
+        self.update(action="add_torrent", info_hash=info_hash, id=torrent_id, freetorrent=0)
+        self.site.torrent_id = torrent_id
+
+    def passkey_url(self, proto, family, name):
+        """User `name`'s announce URL: /<passkey>/announce, over HTTP as the
+        path, over UDP as BEP 41 URL data."""
+        return self.url(proto, family, f"/{self.site.users[name][1]}/announce")
+
+    def shutdown(self, timeout=10):
+        """SIGTERM: the flusher commits what it holds and hayate must exit 0."""
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        status = self.wait(timeout)
+        self.watcher.join(5)  # it reads the log to its end once hayate is gone
+        if status != 0:
+            raise Failed(f"hayate exited with status {status} after SIGTERM (expected 0)")
+
+    def reported_credit(self):
+        """{passkey: (uploaded, downloaded)}: the credit GAZELLE.md's rule
+        gives for the counters the clients reported, every announce in the
+        request log (HTTP: the passkey is the path's first segment; UDP:
+        of the BEP 41 URL data). Per peer (passkey + peer_id), in log order:
+        the first announce and every `started` set the baseline, counters
+        lower than the baseline reset it, anything else credits the
+        difference. (A client waits for each reply, so a peer's announces
+        reach the log in the order hayate served them.)"""
+        last, credit = {}, {}
+        for proto, _, request in self.requests():
+            if proto == "udp":
+                q = parse_udp_announce(request)
+                path = q["url"].partition("?")[0] if q else ""
+            else:
+                path, _, query = request.split(" ")[-1].partition("?")
+                q = dict(urllib.parse.parse_qsl(query, keep_blank_values=True, encoding="latin-1"))
+            parts = path.split("/")
+            if q is None or len(parts) != 3 or parts[2] != "announce":
+                continue
+            passkey = parts[1]
+            try:
+                now = (int(q["uploaded"]), int(q["downloaded"]))
+            except (KeyError, ValueError):
+                continue  # refused by hayate too
+            peer = (passkey, q.get("peer_id"))
+            up, down = credit.get(passkey, (0, 0))
+            old = last.get(peer)
+            if old is not None and q.get("event") != "started" and now[0] >= old[0] and now[1] >= old[1]:
+                up, down = up + now[0] - old[0], down + now[1] - old[1]
+            credit[passkey] = (up, down)
+            last[peer] = now
+        return credit
+
+    def check_credit(self, payload_bytes, seeder, leechers, note):
+        """After `shutdown`: the database shows the swarm the case ran.
+        `seeder` and `leechers` are user names; every client stopped (so
+        sent event=stopped) before. The seeder's user uploaded something
+        and downloaded nothing; each leecher's user (it started empty)
+        downloaded the payload: payload <= Downloaded <= 2 x payload (room
+        for what a client counts beyond the payload, e.g. a piece fetched
+        twice); the torrent was snatched once per leecher (xbt_snatched has
+        exactly their rows) and counts no peer; every user has a peer row,
+        none of them active. And each user's Uploaded and Downloaded are
+        exactly what the counters its client reported add up to
+        (`reported_credit`): hayate credited every byte, once."""
+        db = self.site.read()
+        ids = {name: uid for name, (uid, _) in self.site.users.items()}
+        tid = self.site.torrent_id
+        credit = {name: db["users"].get(uid) for name, uid in ids.items()}
+        note(f"database: credit (uploaded, downloaded) {credit}; torrent "
+             f"(seeders, leechers, snatched) {db['torrents'].get(tid)}; "
+             f"snatches {db['snatches']}; peer rows (uid, fid, active, up, down, left) "
+             f"{db['peers']}")
+        missing = [name for name, c in credit.items() if c is None]
+        if missing:
+            raise Failed(f"users_main has no row for {missing}: {db['users']}")
+        reported = self.reported_credit()
+        note(f"the clients' announces add up to (uploaded, downloaded) "
+             f"{ {name: reported.get(pk) for name, (_, pk) in self.site.users.items()} }")
+        for name, (uid, passkey) in self.site.users.items():
+            want = reported.get(passkey, (0, 0))
+            if credit[name] != want:
+                raise Failed(f"{name}'s user ({uid}) has (Uploaded, Downloaded) {credit[name]} in the "
+                             f"database, but its client's announces add up to {want}")
+        up, down = credit[seeder]
+        if up <= 0:
+            raise Failed(f"the seeder's user ({ids[seeder]}) has Uploaded {up}, expected > 0")
+        if down != 0:
+            raise Failed(f"the seeder's user ({ids[seeder]}) has Downloaded {down}, expected 0 "
+                         "(it started with the whole payload)")
+        for name in leechers:
+            down = credit[name][1]
+            if not payload_bytes <= down <= 2 * payload_bytes:
+                raise Failed(f"{name}'s user ({ids[name]}) has Downloaded {down}, expected "
+                             f"{payload_bytes} to {2 * payload_bytes} (the payload it fetched)")
+        if tid not in db["torrents"]:
+            raise Failed(f"torrents has no row {tid}: {db['torrents']}")
+        seeders, leechers_n, snatched = db["torrents"][tid]
+        if snatched != len(leechers):
+            raise Failed(f"torrents.Snatched is {snatched}, expected {len(leechers)} "
+                         "(each leecher announced completed)")
+        if (seeders, leechers_n) != (0, 0):
+            raise Failed(f"torrents counts {seeders} seeders and {leechers_n} leechers after "
+                         "every client stopped, expected 0 and 0")
+        want = sorted((ids[name], tid) for name in leechers)
+        if sorted(db["snatches"]) != want:
+            raise Failed(f"xbt_snatched holds (uid, fid) {db['snatches']}, expected {want}")
+        rows = {r[0] for r in db["peers"] if r[1] == tid}
+        if rows != set(ids.values()):
+            raise Failed(f"xbt_files_users has rows for users {sorted(rows)}, expected "
+                         f"{sorted(ids.values())}")
+        active = [r for r in db["peers"] if r[2]]
+        if active:
+            raise Failed(f"xbt_files_users rows still active after event=stopped: {active}")
 
 
 # --------------------------------------------------------------------------
@@ -497,11 +761,16 @@ class Case:
         self.note(f"started {name} (pid {p.pid}): {' '.join(p.argv)}")
         return p
 
-    def tracker(self, extra=()):
+    def tracker(self, extra=(), private=False):
+        """hayate for this case; `private`: in private mode with a Site of
+        the case (see the module docstring)."""
         os.makedirs(self.path("logs", "x"), exist_ok=True)
-        t = Tracker(self.suite.binary, os.path.join(self.dir, "logs"), extra)
+        site = Site(self.dir) if private else None
+        t = Tracker(self.suite.binary, os.path.join(self.dir, "logs"), extra, site)
         self.procs.append(t)
-        self.note(f"hayate serving http {t.http} udp {t.udp}")
+        self.note(f"hayate {' '.join(t.argv[1:])}")
+        self.note(f"hayate serving http {t.http} udp {t.udp}"
+                  f"{f', private, database {site.database}' if site else ''}")
         return t
 
     def check_alive(self):

@@ -81,6 +81,25 @@ Other Transmission 3.00 facts the test relies on:
 - The RPC wants the X-Transmission-Session-Id handshake: the first request
   gets 409 with the id in a header, every later one sends it back.
 
+Private cases ("private http ipv4", "private http ipv6"): the same three
+steps against hayate in private mode (harness.py): the seeder and the two
+leechers are three users of the site, each .torrent (one info dict,
+`private: 1`, registered by its info hash) announcing to its own user's
+passkey URL, `http://HOST:PORT/<passkey>/announce`. hayate's rules (a
+seeder gets leechers only, nobody a peer of its own user) still hand the
+seeder both leechers. After the stop hayate gets SIGTERM and must exit 0,
+and its SQLite database must hold the credit (harness
+Tracker.check_credit): the seeder's user uploaded, each leecher's user
+downloaded the payload (1x to 2x), exactly what the clients reported;
+Snatched = 2 (so both leechers must have sent event=completed here), two
+xbt_snatched rows, no active peer row. The libtorrent seeder runs with
+`ssrf_mitigation` off (a passkey path to a loopback tracker is refused by
+it, see libtorrent_suite.py). No fixtures from private cases. There is no
+private udp case: Transmission 3.00's UDP announces are the 98 bytes of
+BEP 15 with no BEP 41 URL data (seen in hayate's log: every datagram 98
+bytes), so the passkey of udp://HOST:PORT/<passkey>/announce never reaches
+the tracker and hayate rightly answers "Passkey not found".
+
 Exit 0 when no case fails; the last line is
 `interop-transmission: N passed, M failed`.
 """
@@ -128,7 +147,7 @@ PROTOS = ("http", "udp")
 # --------------------------------------------------------------------------
 
 
-def seeder_main(torrent, save, ip, port):
+def seeder_main(torrent, save, ip, port, ssrf=True):
     import libtorrent as lt
 
     stopping = []
@@ -142,6 +161,9 @@ def seeder_main(torrent, save, ip, port):
         "enable_natpmp": False,
         # Both leechers are on the same loopback address.
         "allow_multiple_connections_per_ip": True,
+        # Off for a passkey URL on loopback: it allows only the path
+        # /announce to a local tracker (libtorrent_suite.py's docstring).
+        "ssrf_mitigation": ssrf,
         "alert_mask": cat.error_notification | cat.status_notification
         | cat.tracker_notification | cat.connect_notification | cat.peer_notification,
     }, 0)  # flags 0: no default plugins, so no ut_pex
@@ -384,13 +406,21 @@ def wait_swarm(tracker, family, want, what, timeout, poll=None, proc_check=None)
 # --------------------------------------------------------------------------
 
 
-def run_case(case, proto, family, lt_python, version):
+def run_case(case, proto, family, lt_python, version, private=False):
     def left(cap):
         """A wait's timeout: `cap`, or less when the case's budget runs out."""
         return max(0.5, min(cap, CASE_SECONDS - (time.monotonic() - case.started)))
 
-    tracker = case.tracker(TRACKER_FLAGS)
-    url = tracker.url(proto, family)
+    tracker = case.tracker(TRACKER_FLAGS, private=private)
+    names = ["seeder"] + [f"leech{i}" for i in range(1, LEECHERS + 1)]
+    if private:
+        # A user each: hayate never hands a peer one of its own user.
+        for name in names:
+            tracker.add_user(name)
+        urls = {name: tracker.passkey_url(proto, family, name) for name in names}
+    else:
+        urls = {name: tracker.url(proto, family) for name in names}
+    url = urls["leech1"]
     if any(announce_counts(tracker).values()):
         raise Failed(f"a fresh tracker already counts announces: {announce_counts(tracker)}")
 
@@ -402,11 +432,20 @@ def run_case(case, proto, family, lt_python, version):
     # it, on top of the settings that turn them off.
     info_hash = make_torrent(payload, torrent, url, private=True)
     case.note(f"private v1 torrent {info_hash} of {PAYLOAD_BYTES} bytes for {url}")
+    torrents = {name: torrent for name in names}
+    if private:
+        # The same info dict (so info hash) announcing to each user's URL.
+        for name in names:
+            torrents[name] = case.path(f"{name}.torrent")
+            if make_torrent(payload, torrents[name], urls[name], private=True) != info_hash:
+                raise Failed(f"{name}'s .torrent has another info hash")
+        tracker.add_torrent(info_hash)
+        case.note(f"registered users {tracker.site.users} and torrent {info_hash}")
 
     # 1. The leechers announce first.
     leechers = [Daemon(case, f"leech{i}") for i in range(1, LEECHERS + 1)]
     for d in leechers:
-        d.add(torrent, info_hash)
+        d.add(torrents[d.name], info_hash)
 
     def leechers_ok():
         for d in leechers:
@@ -419,7 +458,8 @@ def run_case(case, proto, family, lt_python, version):
     # 2. The seeder: hayate hands it the leechers, it dials them.
     seeder_port = free_port(family)
     seeder = case.start("seeder", [lt_python, os.path.abspath(__file__), "--seeder",
-                                   torrent, seed_dir, host(family), seeder_port])
+                                   torrents["seeder"], seed_dir, host(family), seeder_port,
+                                   "nossrf" if private and proto == "http" else "ssrf"])
     seen = {d.name: set() for d in leechers}  # peers each leecher had
 
     def downloaded():
@@ -490,13 +530,22 @@ def run_case(case, proto, family, lt_python, version):
         if sent.count(ev) != LEECHERS:
             raise Failed(f"Transmission sent {sent.count(ev)} event={ev} announces, "
                          f"expected {LEECHERS}: {sent}")
+    if private:
+        # SIGTERM: the flusher commits the last announces, then the credit
+        # (Snatched = 2 needs both leechers' event=completed).
+        tracker.shutdown()
+        case.note("hayate exited 0 after SIGTERM")
+        tracker.check_credit(PAYLOAD_BYTES, "seeder", names[1:], case.note)
+        case.note("database: credit, snatches and peer rows as expected")
+        return  # no fixtures: client_fixtures.rs replays against a public tracker
     case.capture(mine, "transmission", proto, family, version)
 
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--seeder":
         torrent, save, ip, port = sys.argv[2:6]
-        return seeder_main(torrent, save, ip, int(port))
+        ssrf = sys.argv[6:7] != ["nossrf"]
+        return seeder_main(torrent, save, ip, int(port), ssrf)
     # SIGTERM unwinds like an exception, so every `finally` stops its processes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     suite = Suite("transmission")
@@ -513,14 +562,20 @@ def main():
         suite.failed += 1
         return suite.finish()
     print(f"transmission: {version}, seeder {lt_python}, hayate {suite.binary}", flush=True)
-    for proto in PROTOS:
-        for family in ("ipv4", "ipv6"):
-            label = f"{proto} {family}"
-            if proto == "udp" and family == "ipv6":
-                suite.skip(label, "Transmission 3.00 cannot announce to udp://[::1] "
-                                  "(its URL parser takes '[' for the host; see the docstring)")
-                continue
-            suite.case(label, lambda case: run_case(case, proto, family, lt_python, version))
+    for private in (False, True):
+        for proto in PROTOS:
+            for family in ("ipv4", "ipv6"):
+                label = f"{'private ' if private else ''}{proto} {family}"
+                if proto == "udp" and family == "ipv6":
+                    suite.skip(label, "Transmission 3.00 cannot announce to udp://[::1] "
+                                      "(its URL parser takes '[' for the host; see the docstring)")
+                    continue
+                if private and proto == "udp":
+                    suite.skip(label, "Transmission 3.00 sends no BEP 41 URL data, so its UDP "
+                                      "announces carry no passkey (see the docstring)")
+                    continue
+                suite.case(label, lambda case: run_case(case, proto, family, lt_python, version,
+                                                        private))
     return suite.finish()
 
 
