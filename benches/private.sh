@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Private mode's cost: one hayate binary run twice at once on the tracker
 # core, `--mode public` and `--mode private` (Gazelle/Ocelot: users by
-# passkey, registered torrents, credit committed to SQLite every 3 s), each
+# passkey, registered torrents, credit committed to SQLite every FLUSH_INTERVAL), each
 # under its own hayate-load on the load core, as benches/same-core.sh does
 # for two builds: both see the same moments of the machine, and the figure
 # is CPU time per request (/proc/PID/stat, every thread: the private one's
 # flusher and its SQLite commits included) and capacity (requests per
-# second of tracker CPU), private / public per round.
+# second of tracker CPU), private / public per round. A round's span runs
+# from a moment when the private tracker has nothing uncommitted to the
+# next such moment after the loads end, so the flusher's work for every
+# request in it is counted, however far behind a saturated core pushed it
+# (it runs in the idle scheduling class); requests are the trackers' own
+# counters.
 #
 #   benches/private.sh                  udp http-close http-keepalive latency
 #   benches/private.sh udp latency      some of them
@@ -22,7 +27,8 @@
 #                   hayate-load reaches closed loop), p50/p99/p99.9, quiet,
 #                   then again while 1,000 update_torrent calls/s (freetorrent
 #                   toggled 0/1 on random registered torrents) hit the control
-#                   API over one keep-alive connection
+#                   API from 32 keep-alive connections; each phase says how
+#                   many commits ran meanwhile and their size
 #
 # Both trackers: --workers 1, the same TORRENTS torrents; the public one
 # without an allowlist; the private one registered once, before the first
@@ -34,9 +40,14 @@
 # Needs target/release/hayate (`make build`) and
 # tools/load/target/release/hayate-load (`make load`); builds nothing.
 # Knobs (environment): ROUNDS (4), SECONDS (10 measured per round),
-# TORRENTS (100k), USERS (100k), PEERS (200k), BENCH_PORT (3070: public on
-# it, private on the next, TCP and UDP), TRACKER_CORE (0), LOAD_CORE (1),
+# TORRENTS (100k), USERS (100k), PEERS (1M: a peer re-announces less often
+# than the flusher commits, so no two announces of a peer share a row, as
+# on a real site), BENCH_PORT (3070: public on it, private on the next,
+# TCP and UDP), TRACKER_CORE (0), LOAD_CORE (1),
 # LATENCY_RATE (requests/s; default above), CONTROL_RATE (1000 calls/s),
+# FLUSH_INTERVAL (the private tracker's flush_interval, 3s), DB_DIR (where
+# its database goes: a temporary directory under TMPDIR; /dev/shm takes the
+# disk's writes out of the picture),
 # HAYATE (the binary; target/release/hayate).
 secs=${SECONDS:-0}
 set -euo pipefail
@@ -45,17 +56,19 @@ cd "$(dirname "$0")/.."
 . benches/shared.sh
 (( secs >= 2 )) || secs=10
 rounds=${ROUNDS:-4}
-torrents=${TORRENTS:-100000} users=${USERS:-100000} peers=${PEERS:-200000}
+torrents=${TORRENTS:-100000} users=${USERS:-100000} peers=${PEERS:-1000000}
 tcore=${TRACKER_CORE:-0} lcore=${LOAD_CORE:-1}
 base=${BENCH_PORT:-3070}
 control_rate=${CONTROL_RATE:-1000}
+flush=${FLUSH_INTERVAL:-3s}
+db_dir=${DB_DIR:-}
 hayate=${HAYATE:-target/release/hayate}
 load=tools/load/target/release/hayate-load
 scenarios=("$@")
 (( ${#scenarios[@]} )) || scenarios=(udp http-close http-keepalive latency)
 for s in "${scenarios[@]}"; do
     case $s in udp | http-close | http-keepalive | latency) ;;
-        *) sed -n '2,42p' "$0"; exit 2 ;;
+        *) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 2 ;;
     esac
 done
 wants() { [[ " ${scenarios[*]} " == *" $1 "* ]]; }
@@ -69,7 +82,9 @@ for p in "$base" $((base + 1)); do
 done
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+db_dir=${db_dir:-$work}
+rm -f "$db_dir"/hayate-private-bench.db*
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work" "$db_dir"/hayate-private-bench.db*' EXIT
 # Copies: a rebuild during the run must not change what is measured.
 cp "$hayate" "$work/hayate" && cp "$load" "$work/hayate-load"
 hayate_src=$hayate hayate=$work/hayate load=$work/hayate-load
@@ -130,9 +145,44 @@ messages() {
     awk -v n="$2" '/^errors:/ && $2 > 0 {print "  " n " " $0}' "$1"
 }
 
+# udp_drops: receive-buffer drops so far of the private tracker's UDP
+# socket, then of every other UDP socket on the machine (the loads').
+udp_drops() {
+    local hex
+    hex=$(printf '%04X' $((base + 1)))
+    awk -v p=":$hex" 'NR > 1 { if ($2 ~ p "$") h += $13; else o += $13 } END {printf "%d %d\n", h, o}' \
+        /proc/net/udp /proc/net/udp6
+}
+
+# requests PORT: requests a tracker has served (HTTP and UDP, its stats page).
+requests() {
+    curl -s "http://127.0.0.1:$1/stats" |
+        awk '/^hayate_(udp|http)_requests_total[{ ]/ {n += $NF} END {printf "%d\n", n}'
+}
+
+# settled: waits (at most 60 s) until the private tracker has committed
+# everything handed to it: the oldest uncommitted delta is gone twice in a
+# row, a flush interval apart, after the workers' hand-over (100 ms).
+settled() {
+    local age
+    sleep 0.5
+    for _ in $(seq 60); do
+        age=$(curl -s "http://127.0.0.1:$((base + 1))/stats" |
+            awk '/^hayate_private_oldest_uncommitted_milliseconds / {print $2}')
+        if [[ $age == 0 ]]; then
+            sleep 3.2
+            age=$(curl -s "http://127.0.0.1:$((base + 1))/stats" |
+                awk '/^hayate_private_oldest_uncommitted_milliseconds / {print $2}')
+            [[ $age == 0 ]] && return 0
+        fi
+        sleep 1
+    done
+    echo "private.sh: the private tracker did not settle (oldest uncommitted delta ${age:-?} ms)"
+}
+
 start pub "$base" --mode public
 start priv $((base + 1)) --mode private --site-password "$site" --report-password "$report" \
-    --database "sqlite:$work/db" --flush-interval 3s
+    --database "sqlite:$db_dir/hayate-private-bench.db" --flush-interval "$flush"
 echo "machine load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 echo "hayate: $hayate_src ($("$hayate" --version 2>/dev/null || echo '?')), public pid $pub_pid on :$base, private pid $priv_pid on :$((base + 1)); core $tcore; loads on core $lcore"
 taskset -c "$lcore" "$load" register --http "127.0.0.1:$((base + 1))" --site-password "$site" \
@@ -159,22 +209,34 @@ capacity() {
     echo "== $scen: ${pub_args[*]} (public) and the same with --passkeys $users (private), $torrents torrents, $peers peers"
     printf '%-6s %36s %36s %9s\n' round "public" "private" "cap p/p"
     for r in $(seq "$rounds"); do
+        # The span measured: from a moment when the private tracker has
+        # nothing uncommitted to the next one after the loads end. Every
+        # request in it has had its flusher work done (and counted) in it,
+        # however far a starved flusher had fallen behind while the core
+        # was saturated; requests are the trackers' own counters (warm-up
+        # included), CPU every thread's.
+        settled
+        local a0 b0 a1 b1 f0 f1 q0 p0 q1 p1 t0 t1
+        a0=$(ticks "$pub_pid") b0=$(ticks "$priv_pid") f0=$(thread_ticks "$priv_pid" flusher)
+        q0=$(requests "$base") p0=$(requests $((base + 1))) t0=$(date +%s.%N)
         run_load "pub-$scen-$r" "$base" "${pub_args[@]}"
         run_load "priv-$scen-$r" $((base + 1)) "${priv_args[@]}" --passkeys "$users"
-        sleep 5
-        local a0 b0 a1 b1 f0 f1
-        a0=$(ticks "$pub_pid") b0=$(ticks "$priv_pid") f0=$(thread_ticks "$priv_pid" flusher)
-        sleep "$secs"
-        a1=$(ticks "$pub_pid") b1=$(ticks "$priv_pid") f1=$(thread_ticks "$priv_pid" flusher)
         wait "$(cat "$work/pub-$scen-$r.lpid")" "$(cat "$work/priv-$scen-$r.lpid")" 2>/dev/null || true
+        settled
+        a1=$(ticks "$pub_pid") b1=$(ticks "$priv_pid") f1=$(thread_ticks "$priv_pid" flusher)
+        q1=$(requests "$base") p1=$(requests $((base + 1))) t1=$(date +%s.%N)
         # shellcheck disable=SC2046
         python3 - $(figure "$work/pub-$scen-$r.out") $(figure "$work/priv-$scen-$r.out") \
-            "$a0" "$a1" "$b0" "$b1" "$hz" "$secs" "$r" "$scen" "$results" "$((f1 - f0))" <<'PY'
+            "$a0" "$a1" "$b0" "$b1" "$hz" "$t0" "$t1" "$r" "$scen" "$results" "$((f1 - f0))" \
+            "$((q1 - q0))" "$((p1 - p0))" <<'PY'
 import sys
-ra, ea, rb, eb, a0, a1, b0, b1, hz, secs = (float(x) for x in sys.argv[1:11])
-r, scen, results, flusher = sys.argv[11], sys.argv[12], sys.argv[13], float(sys.argv[14])
-busy_a, busy_b = (a1 - a0) / hz / secs, (b1 - b0) / hz / secs
-cap_a, cap_b = ra / max(busy_a, 1e-9), rb / max(busy_b, 1e-9)
+ra, ea, rb, eb, a0, a1, b0, b1, hz, t0, t1 = (float(x) for x in sys.argv[1:12])
+r, scen, results, flusher = sys.argv[12], sys.argv[13], sys.argv[14], float(sys.argv[15])
+na, nb = float(sys.argv[16]), float(sys.argv[17])
+span = t1 - t0
+cpu_a, cpu_b = (a1 - a0) / hz, (b1 - b0) / hz
+busy_a, busy_b = cpu_a / span, cpu_b / span
+cap_a, cap_b = na / max(cpu_a, 1e-9), nb / max(cpu_b, 1e-9)
 def fig(rps, busy, cap, errors):
     return f"{rps:6.0f}/s {busy * 100:3.0f}% {1e6 / cap:6.2f} us {cap:7.0f}/s e{errors:.0f}"
 share = flusher / max(b1 - b0, 1)
@@ -219,13 +281,17 @@ print(int(statistics.median(c) / 2) if c else "")' "$results")
     # What hayate-load itself sends from one core, closed loop, against the
     # private tracker alone: past about 60% of it, its own queueing is what
     # the latency shows.
-    taskset -c "$lcore" "$load" run --udp "127.0.0.1:$port" --torrents "$torrents" --peers "$peers" \
-        --seed 1 --passkeys "$users" --scrape-ratio 0 --concurrency 32 --duration "$((secs + 5))s" --warmup 5s \
-        > "$work/max.out" 2>&1 || true
-    max=$(figure "$work/max.out" | cut -d' ' -f1)
-    cap=$(( ${max%.*} * 60 / 100 ))
     if [ -n "${LATENCY_RATE:-}" ]; then
         rate=$LATENCY_RATE why="LATENCY_RATE"
+    else
+        taskset -c "$lcore" "$load" run --udp "127.0.0.1:$port" --torrents "$torrents" --peers "$peers" \
+            --seed 1 --passkeys "$users" --scrape-ratio 0 --concurrency 32 --duration "$((secs + 5))s" --warmup 5s \
+            > "$work/max.out" 2>&1 || true
+        max=$(figure "$work/max.out" | cut -d' ' -f1)
+        cap=$(( ${max%.*} * 60 / 100 ))
+    fi
+    if [ -n "${LATENCY_RATE:-}" ]; then
+        :
     elif [ -z "$half" ]; then
         rate=$(( ${max%.*} / 2 )) why="no udp scenario: half of hayate-load's closed-loop $max/s"
     elif (( half > cap )); then
@@ -237,48 +303,74 @@ print(int(statistics.median(c) / 2) if c else "")' "$results")
     hashes=$work/hashes.txt
     "$load" hashes --torrents "$torrents" --seed 1 --print-hashes "$hashes"
     cat > "$work/control.py" <<'PY'
-# CONTROL_RATE update_torrent calls/s for SECS seconds over one keep-alive
-# connection, freetorrent toggled on random registered torrents; a summary.
-import http.client, random, sys, time
+# CONTROL_RATE update_torrent calls/s for SECS seconds, freetorrent toggled
+# on random registered torrents, from 32 keep-alive connections (a call is
+# answered once its change is committed: one connection alone would wait
+# out a commit per call); a summary.
+import http.client, random, sys, threading, time
 port, site, hashes, rate, secs = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
 hashes = open(hashes).read().split()
-free = {}
-conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
-rng = random.Random(1)
-lat, failures, reasons, n = [], 0, {}, 0
+CONNS = 32
+lock = threading.Lock()
+lat, failures, reasons, sent = [], [0], {}, [0]
 start = time.monotonic()
-while True:
-    due = start + n / rate
-    now = time.monotonic()
-    if due - start >= secs:
-        break
-    if due > now:
-        time.sleep(due - now)
-    h = rng.choice(hashes)
-    free[h] = f = 1 - free.get(h, 0)
-    t0 = time.monotonic()
-    try:
-        conn.request("GET", f"/{site}/update?action=update_torrent&info_hash={h}&freetorrent={f}")
-        body = conn.getresponse().read()
-    except Exception as e:
-        body = f"{type(e).__name__}: {e}".encode()
-        conn.close()
-        conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
-    lat.append(time.monotonic() - t0)
-    if body != b"success":
-        failures += 1
-        reasons[body[:80]] = reasons.get(body[:80], 0) + 1
-    n += 1
+def run(k):
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    rng = random.Random(k)
+    n = 0
+    while True:
+        # Connection k sends calls k, k + CONNS, k + 2 CONNS, ...: together
+        # CONTROL_RATE/s on schedule.
+        due = start + (k + n * CONNS) / rate
+        if due - start >= secs:
+            break
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        h = rng.choice(hashes)
+        t0 = time.monotonic()
+        try:
+            conn.request("GET", f"/{site}/update?action=update_torrent&info_hash={h}&freetorrent={n % 2}")
+            body = conn.getresponse().read()
+        except Exception as e:
+            body = f"{type(e).__name__}: {e}".encode()
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+        took = time.monotonic() - t0
+        with lock:
+            lat.append(took)
+            sent[0] += 1
+            if body != b"success":
+                failures[0] += 1
+                reasons[body[:80]] = reasons.get(body[:80], 0) + 1
+        n += 1
+threads = [threading.Thread(target=run, args=(k,)) for k in range(CONNS)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
 took = time.monotonic() - start
 lat.sort()
 q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e6 if lat else 0
-print(f"control: {n} update_torrent calls in {took:.1f} s ({n / took:.0f}/s), {failures} failures; "
-      f"call round trip p50 {q(0.5):.0f} us, p99 {q(0.99):.0f} us, max {lat[-1] * 1e6 if lat else 0:.0f} us")
+print(f"control: {sent[0]} update_torrent calls in {took:.1f} s ({sent[0] / took:.0f}/s, {CONNS} connections), "
+      f"{failures[0]} failures; call round trip (until committed) p50 {q(0.5):.0f} us, p99 {q(0.99):.0f} us, "
+      f"max {lat[-1] * 1e6 if lat else 0:.0f} us")
 for r, c in reasons.items():
     print(f"  control failure {c}x: {r!r}")
 PY
-    echo "== latency: the private tracker alone, hayate-load --udp --passkeys $users --scrape-ratio 0 open loop at $rate requests/s ($why)"
+    echo "== latency: the private tracker alone, hayate-load --udp --passkeys $users --scrape-ratio 0 open loop at $rate requests/s ($why), database in $db_dir"
+    # Every peer announced once (its row inserted), and nothing left
+    # uncommitted, before the phases: they measure re-announces.
+    taskset -c "$lcore" "$load" run --udp "127.0.0.1:$port" --torrents "$torrents" --peers "$peers" \
+        --seed 1 --passkeys "$users" --scrape-ratio 0 --rate "$rate" \
+        --duration "$(( peers / rate + 2 ))s" > "$work/fill.out" 2>&1 || true
+    settled
     for phase in quiet control; do
+        drops0=$(udp_drops)
+        local_stats=$(curl -s "http://127.0.0.1:$port/stats")
+        rows0=$(awk '/^hayate_private_peer_rows_committed_total / {print $2}' <<< "$local_stats")
+        batches0=$(awk '/^hayate_private_batches_committed_total / {print $2}' <<< "$local_stats")
+        micros0=$(awk '/^hayate_private_commit_microseconds_total / {print $2}' <<< "$local_stats")
         run_load "lat-$phase" "$port" --udp "127.0.0.1:$port" --passkeys "$users" --scrape-ratio 0 \
             --rate "$rate"
         if [[ $phase == control ]]; then
@@ -287,14 +379,25 @@ PY
                 "$((secs + 6))" > "$work/control.out" 2>&1 &
             echo $! > "$work/control.pid"
         fi
+        # Read while the load's sockets are still open (it runs SECONDS + 6).
+        sleep $((secs + 4))
+        drops1=$(udp_drops)
         wait "$(cat "$work/lat-$phase.lpid")" 2>/dev/null || true
+        local_stats=$(curl -s "http://127.0.0.1:$port/stats")
+        rows1=$(awk '/^hayate_private_peer_rows_committed_total / {print $2}' <<< "$local_stats")
+        batches1=$(awk '/^hayate_private_batches_committed_total / {print $2}' <<< "$local_stats")
+        micros1=$(awk '/^hayate_private_commit_microseconds_total / {print $2}' <<< "$local_stats")
+        drops="UDP receive-buffer drops meanwhile: hayate's socket $(( ${drops1% *} - ${drops0% *} )), every other socket (the load's) $(( ${drops1#* } - ${drops0#* } ))"
+        commits="$((batches1 - batches0)) commits meanwhile, $(( (rows1 - rows0) / (batches1 - batches0 > 0 ? batches1 - batches0 : 1) )) peer rows and $(( (micros1 - micros0) / 1000 / (batches1 - batches0 > 0 ? batches1 - batches0 : 1) )) ms each on average"
         if [[ $phase == quiet ]]; then
-            echo "-- no control load:"
+            echo "-- no control load ($commits):"
             sed -n '/^responses/,$p' "$work/lat-$phase.out" | sed 's/^/   /'
+            echo "   $drops"
         else
             wait "$(cat "$work/control.pid")" 2>/dev/null || true
-            echo "-- with $control_rate update_torrent calls/s on the control API:"
+            echo "-- with $control_rate update_torrent calls/s on the control API ($commits):"
             sed -n '/^responses/,$p' "$work/lat-$phase.out" | sed 's/^/   /'
+            echo "   $drops"
             sed 's/^/   /' "$work/control.out"
         fi
     done

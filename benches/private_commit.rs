@@ -105,7 +105,7 @@ fn batch(peers: u64, users: u64, torrents: u64, round: u64) -> Batch {
             downspeed: 5,
             timespent: 30,
             announced: 1,
-            ip: format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255),
+            ip: Some(std::net::Ipv4Addr::from(0x0a00_0000 | (i as u32 & 0xff_ffff)).into()),
             port: 6881,
             useragent: "qBittorrent/4.6.2".into(),
             mtime: 1_700_000_000 + round as i64,

@@ -1699,3 +1699,41 @@ fn an_acknowledged_freeleech_survives_kill_9() {
     run.check_totals("after the restart");
     run.finish();
 }
+
+/// The flusher commits in Linux's idle scheduling class (`SCHED_IDLE`,
+/// policy 5): a worker woken by a packet preempts a running commit at
+/// once. Read from the live binary's /proc, where `ps -L -o cls` reads it.
+#[test]
+fn the_flusher_runs_in_the_idle_scheduling_class() {
+    let mut run = Run::new("the_flusher_runs_in_the_idle_scheduling_class", 1, 1);
+    let pid = run.site.tracker.as_ref().map(Proc::pid).unwrap();
+    // Policies by thread name, from the 41st field of each thread's stat
+    // (after the parenthesised name, which may hold spaces).
+    let policies: BTreeMap<String, Vec<String>> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| {
+            let t = t.ok()?.path();
+            let name = std::fs::read_to_string(t.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            let policy = after.split(' ').nth(38)?.to_owned();
+            Some((name.trim().to_owned(), policy))
+        })
+        .fold(BTreeMap::new(), |mut m, (name, policy)| {
+            m.entry(name).or_insert_with(Vec::new).push(policy);
+            m
+        });
+    if policies.get("flusher") != Some(&vec!["5".to_owned()]) {
+        run.fail(&format!("scheduling policies by thread: {policies:?}"));
+    }
+    // The workers stay in the normal class (0).
+    let workers: Vec<&String> = policies
+        .iter()
+        .filter(|(n, _)| n.starts_with("worker-"))
+        .flat_map(|(_, p)| p)
+        .collect();
+    if workers.is_empty() || workers.iter().any(|p| *p != "0") {
+        run.fail(&format!("scheduling policies by thread: {policies:?}"));
+    }
+    run.finish();
+}

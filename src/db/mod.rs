@@ -7,6 +7,7 @@
 //! Only the flusher thread and start-up call a driver: a worker never
 //! touches the database.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -143,14 +144,94 @@ pub struct PeerRow {
     pub timespent: u32,
     /// Add to `announced`.
     pub announced: u32,
-    /// `ip` as text; empty for protected users.
-    pub ip: String,
+    /// `ip`, written as text; `None` (an empty string) for protected users.
+    pub ip: Option<IpAddr>,
     /// `port` (hayate's own column).
     pub port: u16,
-    /// `useragent` (at most 51 characters).
-    pub useragent: String,
+    /// `useragent`.
+    pub useragent: UserAgent,
     /// `mtime`: unix seconds of the last announce.
     pub mtime: i64,
+}
+
+/// Longest `useragent` written, in characters (Gazelle's column is
+/// `varchar(51)`).
+pub const USERAGENT_MAX: usize = 51;
+
+/// A client's `User-Agent` header as announced: its first bytes, held
+/// inline so that recording an announce allocates nothing (a worker
+/// records one row per announce; the flusher frees them). The text the
+/// database gets is [`UserAgent::text`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UserAgent {
+    len: u8,
+    bytes: [u8; UserAgent::CAP],
+}
+
+impl UserAgent {
+    /// Bytes kept: room for `USERAGENT_MAX` ASCII characters and some
+    /// multi-byte ones (real clients' agents are ASCII).
+    const CAP: usize = 64;
+
+    /// The first bytes of `raw` (the whole header when it fits).
+    pub fn new(raw: &[u8]) -> UserAgent {
+        let mut ua = UserAgent::default();
+        let n = raw.len().min(Self::CAP);
+        ua.bytes[..n].copy_from_slice(&raw[..n]);
+        ua.len = u8::try_from(n).unwrap_or(u8::MAX); // n <= CAP = 64
+        ua
+    }
+
+    /// The column's value: at most `USERAGENT_MAX` characters, invalid
+    /// UTF-8 replaced by U+FFFD (a character cut by the byte limit is
+    /// dropped).
+    pub fn text(&self) -> Cow<'_, str> {
+        let mut raw = &self.bytes[..usize::from(self.len)];
+        if let Err(e) = std::str::from_utf8(raw) {
+            if e.error_len().is_none() {
+                // A character cut by the byte limit: drop its first bytes.
+                raw = &raw[..e.valid_up_to()];
+            }
+        }
+        match std::str::from_utf8(raw) {
+            Ok(s) => match s.char_indices().nth(USERAGENT_MAX) {
+                None => Cow::Borrowed(s),
+                Some((cut, _)) => Cow::Borrowed(&s[..cut]),
+            },
+            Err(_) => Cow::Owned(
+                String::from_utf8_lossy(raw)
+                    .chars()
+                    .take(USERAGENT_MAX)
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Default for UserAgent {
+    fn default() -> UserAgent {
+        UserAgent {
+            len: 0,
+            bytes: [0; UserAgent::CAP],
+        }
+    }
+}
+
+impl fmt::Debug for UserAgent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text(), f)
+    }
+}
+
+impl From<&str> for UserAgent {
+    fn from(s: &str) -> UserAgent {
+        UserAgent::new(s.as_bytes())
+    }
+}
+
+/// An address as its column's text: empty for none (protected users).
+pub fn ip_text(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(String::new, |ip| ip.to_string())
 }
 
 /// One snatch: a row of `xbt_snatched`.
@@ -162,8 +243,8 @@ pub struct Snatch {
     pub torrent: u32,
     /// `tstamp`: unix seconds.
     pub time: i64,
-    /// `IP`; empty for protected users.
-    pub ip: String,
+    /// `IP`, written as text; `None` (an empty string) for protected users.
+    pub ip: Option<IpAddr>,
 }
 
 /// A token's real download, added to `users_freeleeches.Downloaded`.
@@ -284,5 +365,39 @@ pub fn open(url: &str) -> Result<Box<dyn Database>, DbError> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod user_agent_tests {
+    use super::{UserAgent, USERAGENT_MAX};
+
+    #[test]
+    fn short_agents_are_kept_whole() {
+        assert_eq!(
+            UserAgent::from("qBittorrent/4.6.2").text(),
+            "qBittorrent/4.6.2"
+        );
+        assert_eq!(UserAgent::default().text(), "");
+    }
+
+    #[test]
+    fn long_agents_are_cut_to_the_column() {
+        let long = "x".repeat(300);
+        assert_eq!(
+            UserAgent::from(long.as_str()).text().chars().count(),
+            USERAGENT_MAX
+        );
+        // Multi-byte characters: at most 51 of them, never a split one.
+        let wide = format!("a{}", "é".repeat(40));
+        let text = UserAgent::from(wide.as_str()).text().into_owned();
+        assert!(text.chars().count() <= USERAGENT_MAX);
+        assert_eq!(text, format!("a{}", "é".repeat(31)));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let ua = UserAgent::new(b"client\xff\xfe/1.0");
+        assert_eq!(ua.text(), "client\u{fffd}\u{fffd}/1.0");
     }
 }

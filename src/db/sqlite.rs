@@ -29,7 +29,9 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, Row, TransactionBehavior};
 
-use super::{Batch, Database, DbError, LivePeer, Loaded, Mirror, Token, TorrentRow, UserRow};
+use super::{
+    ip_text, Batch, Database, DbError, LivePeer, Loaded, Mirror, Token, TorrentRow, UserRow,
+};
 
 /// `PRAGMA user_version` of a database hayate created: "Hy" (0x4879) and
 /// schema revision 1. Bump the low half when the schema changes.
@@ -483,26 +485,36 @@ const ADD_TOKEN_CREDIT: &str = "UPDATE users_freeleeches SET \
 
 /// Credit, swarm counts, peer baselines, snatches and token downloads.
 fn write_live(conn: &Connection, b: &Batch) -> rusqlite::Result<()> {
-    for c in &b.users {
-        let changed = conn.prepare_cached(ADD_USER_CREDIT)?.execute(params![
-            sat(c.uploaded),
-            sat(c.downloaded),
-            c.id
-        ])?;
-        if changed == 0 {
-            log::warn!("sqlite: credit for unknown user {} dropped", c.id);
+    // Each statement prepared (from the cache) once per batch, not once
+    // per row: the cache hashes the whole SQL text on every lookup.
+    if !b.users.is_empty() {
+        let mut credit = conn.prepare_cached(ADD_USER_CREDIT)?;
+        for c in &b.users {
+            let changed = credit.execute(params![sat(c.uploaded), sat(c.downloaded), c.id])?;
+            if changed == 0 {
+                log::warn!("sqlite: credit for unknown user {} dropped", c.id);
+            }
         }
     }
-    for t in &b.torrents {
-        conn.prepare_cached(
+    if !b.torrents.is_empty() {
+        let mut update = conn.prepare_cached(
             "UPDATE torrents SET Seeders = ?1, Leechers = ?2, Snatched = Snatched + ?3, \
              balance = balance + ?4, last_action = COALESCE(datetime(?5, 'unixepoch'), last_action) \
              WHERE ID = ?6",
-        )?
-        .execute(params![t.seeders, t.leechers, t.snatched, t.balance, t.last_action, t.id])?;
+        )?;
+        for t in &b.torrents {
+            update.execute(params![
+                t.seeders,
+                t.leechers,
+                t.snatched,
+                t.balance,
+                t.last_action,
+                t.id
+            ])?;
+        }
     }
-    for p in &b.peers {
-        conn.prepare_cached(
+    if !b.peers.is_empty() {
+        let mut upsert = conn.prepare_cached(
             "INSERT INTO xbt_files_users (uid, fid, active, uploaded, downloaded, upspeed, \
              downspeed, remaining, corrupt, timespent, announced, ip, port, peer_id, useragent, mtime) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
@@ -513,31 +525,35 @@ fn write_live(conn: &Connection, b: &Batch) -> rusqlite::Result<()> {
              timespent = timespent + excluded.timespent, \
              announced = announced + excluded.announced, ip = excluded.ip, \
              port = excluded.port, useragent = excluded.useragent, mtime = excluded.mtime",
-        )?
-        .execute(params![
-            p.user,
-            p.torrent,
-            p.active,
-            sat(p.uploaded),
-            sat(p.downloaded),
-            p.upspeed,
-            p.downspeed,
-            sat(p.left),
-            sat(p.corrupt),
-            p.timespent,
-            p.announced,
-            p.ip,
-            p.port,
-            &p.peer_id[..],
-            p.useragent,
-            p.mtime
-        ])?;
+        )?;
+        for p in &b.peers {
+            upsert.execute(params![
+                p.user,
+                p.torrent,
+                p.active,
+                sat(p.uploaded),
+                sat(p.downloaded),
+                p.upspeed,
+                p.downspeed,
+                sat(p.left),
+                sat(p.corrupt),
+                p.timespent,
+                p.announced,
+                ip_text(p.ip),
+                p.port,
+                &p.peer_id[..],
+                p.useragent.text(),
+                p.mtime
+            ])?;
+        }
     }
-    for s in &b.snatches {
-        conn.prepare_cached(
+    if !b.snatches.is_empty() {
+        let mut insert = conn.prepare_cached(
             "INSERT INTO xbt_snatched (uid, fid, tstamp, IP) VALUES (?1, ?2, ?3, ?4)",
-        )?
-        .execute(params![s.user, s.torrent, s.time, s.ip])?;
+        )?;
+        for s in &b.snatches {
+            insert.execute(params![s.user, s.torrent, s.time, ip_text(s.ip)])?;
+        }
     }
     for t in &b.tokens {
         let args = params![sat(t.downloaded), t.token.user, t.token.torrent];

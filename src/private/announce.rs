@@ -22,10 +22,7 @@ use super::swarm::{
 use super::{Private, Refusal, User};
 use crate::core::announce::{AnnounceStats, ScrapeCounts};
 use crate::core::{Event, InfoHash, PeerId};
-use crate::db::{LivePeer, PeerRow, Snatch, Token};
-
-/// Longest `useragent` written (Gazelle's column is `varchar(51)`).
-pub const USERAGENT_MAX: usize = 51;
+use crate::db::{LivePeer, PeerRow, Snatch, Token, UserAgent};
 
 /// A private announce, decoded by a front.
 #[derive(Clone, Copy, Debug)]
@@ -267,11 +264,7 @@ impl Private {
     /// torrent's stripe lock.
     fn record(&self, user: User, r: &Request, o: &Outcome, slot: usize) {
         let unix = unix_now();
-        let ip = if user.protected {
-            String::new()
-        } else {
-            r.ip.to_string()
-        };
+        let ip = (!user.protected).then_some(r.ip);
         let Some(mut ledger) = self.ledger(slot) else {
             return;
         };
@@ -285,7 +278,7 @@ impl Private {
                 user: user.id,
                 torrent: o.torrent,
                 time: unix,
-                ip: ip.clone(),
+                ip,
             });
         }
         if let Some(parts) = &o.row {
@@ -306,7 +299,7 @@ impl Private {
                     announced: 1,
                     ip,
                     port: r.port,
-                    useragent: user_agent(r.user_agent),
+                    useragent: UserAgent::new(r.user_agent),
                     mtime: unix,
                 },
             );
@@ -452,13 +445,4 @@ impl Private {
         }
         (leeching, seeding)
     }
-}
-
-/// The `useragent` column's value: at most `USERAGENT_MAX` characters of
-/// the header, lossy UTF-8.
-fn user_agent(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .take(USERAGENT_MAX)
-        .collect()
 }

@@ -21,7 +21,7 @@ use crossbeam_channel::{select, Receiver};
 use super::ledger::{unix_now, Ledger};
 use super::Private;
 use crate::clock::Clock;
-use crate::db::{Database, DbError, Token};
+use crate::db::{Batch, Database, DbError, Mirror, Token};
 
 /// First retry after a failed commit.
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
@@ -31,6 +31,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// (what it could not write is credited from the committed baselines at
 /// the peers' next announces after the restart).
 const SHUTDOWN_RETRY: Duration = Duration::from_secs(3);
+
+/// The flusher runs in the idle scheduling class (commits step aside for
+/// announces: a worker woken by a packet preempts it at once, so a big
+/// commit on a shared core costs announces nothing in latency) until its
+/// oldest pending delta is this many flush intervals old: then it has
+/// been starved by a saturated core and runs at normal priority until it
+/// has caught up.
+const STARVED_INTERVALS: u32 = 3;
 
 /// What the supervisor asks of the flusher besides committing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +54,13 @@ pub struct Flusher<'a> {
     private: &'a Private,
     db: Box<dyn Database>,
     pending: Ledger,
+    /// The batch being committed; its vectors are reused commit after
+    /// commit.
+    batch: Batch,
     outage: Option<(Instant, String)>,
     backoff: Duration,
+    /// In the idle scheduling class now.
+    idle: bool,
 }
 
 impl<'a> Flusher<'a> {
@@ -57,8 +70,27 @@ impl<'a> Flusher<'a> {
             private,
             db,
             pending: Ledger::default(),
+            batch: Batch::default(),
             outage: None,
             backoff: BACKOFF_FIRST,
+            idle: false,
+        }
+    }
+
+    /// Idle class while keeping up, normal once starved (see
+    /// `STARVED_INTERVALS`); at shutdown (`keeping_up` false) normal.
+    fn schedule(&mut self, keeping_up: bool) {
+        if keeping_up == self.idle {
+            return;
+        }
+        let r = if keeping_up {
+            crate::sys::sched::idle()
+        } else {
+            crate::sys::sched::normal()
+        };
+        match r {
+            Ok(()) => self.idle = keeping_up,
+            Err(e) => log::debug!("flusher: scheduling class unchanged: {e}"),
         }
     }
 
@@ -69,6 +101,7 @@ impl<'a> Flusher<'a> {
         let nudges = self.private.nudges().clone();
         let mut next = Instant::now() + interval();
         let mut reload_due = false;
+        self.schedule(true);
         loop {
             let wait = next.saturating_duration_since(Instant::now());
             select! {
@@ -100,6 +133,11 @@ impl<'a> Flusher<'a> {
                 default(wait) => {}
             }
             self.publish_age();
+            let starved = self
+                .pending
+                .since()
+                .is_some_and(|t| t.elapsed() > interval() * STARVED_INTERVALS);
+            self.schedule(self.outage.is_some() || !starved);
             if Instant::now() >= next {
                 let ok = self.commit();
                 if ok && reload_due {
@@ -112,11 +150,12 @@ impl<'a> Flusher<'a> {
         self.finish();
     }
 
-    fn take(&mut self, l: Ledger) {
+    fn take(&mut self, mut l: Ledger) {
         let f = &self.private.flush;
         f.handed_over.fetch_add(1, Relaxed);
         f.deltas.fetch_add(l.deltas(), Relaxed);
-        self.pending.merge(l);
+        self.pending.merge(&mut l);
+        self.private.recycle(l);
     }
 
     fn publish_age(&self) {
@@ -139,9 +178,10 @@ impl<'a> Flusher<'a> {
             self.private.confirm(&marks);
             return true;
         }
-        let batch = self.pending.batch(mirror);
+        self.pending.fill(&mut self.batch, mirror);
+        let batch = &self.batch;
         let started = Instant::now();
-        let result = self.db.commit(&batch);
+        let result = self.db.commit(batch);
         let took = started.elapsed();
         let f = &self.private.flush;
         match result {
@@ -159,13 +199,18 @@ impl<'a> Flusher<'a> {
                     batch.peers.len(),
                     batch.snatches.len()
                 );
-                self.pending = Ledger::default();
+                let rows = batch.peers.len();
+                self.pending.clear_after(rows);
+                self.batch.mirror = Mirror::default();
+                let keep = rows.saturating_mul(2).max(1 << 12);
+                if self.batch.peers.capacity() > keep.saturating_mul(2) {
+                    self.batch.peers.shrink_to(keep);
+                }
                 self.publish_age();
                 if let Some((since, _)) = self.outage.take() {
                     log::warn!(
-                        "database back after {:.1}s: committed {} peer rows kept in memory",
+                        "database back after {:.1}s: committed {rows} peer rows kept in memory",
                         since.elapsed().as_secs_f64(),
-                        batch.peers.len()
                     );
                 }
                 self.backoff = BACKOFF_FIRST;
@@ -204,6 +249,7 @@ impl<'a> Flusher<'a> {
     }
 
     fn finish(mut self) {
+        self.schedule(false);
         let deadline = Instant::now() + SHUTDOWN_RETRY;
         while !self.commit() {
             if Instant::now() >= deadline {

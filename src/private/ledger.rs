@@ -68,6 +68,16 @@ impl Ledger {
         self.peers.len()
     }
 
+    /// Nothing at all in here (not even credit recorded without a touch).
+    fn is_bare(&self) -> bool {
+        self.since.is_none()
+            && self.peers.is_empty()
+            && self.users.is_empty()
+            && self.torrents.is_empty()
+            && self.snatches.is_empty()
+            && self.tokens.is_empty()
+    }
+
     fn touch(&mut self) {
         self.deltas += 1;
         if self.since.is_none() {
@@ -121,62 +131,104 @@ impl Ledger {
         }
     }
 
-    /// Moves everything of `other` into `self`.
-    pub fn merge(&mut self, other: Ledger) {
+    /// Empties it, keeping its allocations.
+    pub fn clear(&mut self) {
+        self.peers.clear();
+        self.users.clear();
+        self.torrents.clear();
+        self.snatches.clear();
+        self.tokens.clear();
+        self.since = None;
+        self.deltas = 0;
+    }
+
+    /// Empties it after a commit of `rows` peer rows: allocations kept
+    /// for the next interval, unless far bigger than that (an outage's
+    /// backlog), so memory follows the active peers back down.
+    pub fn clear_after(&mut self, rows: usize) {
+        self.clear();
+        let keep = rows.saturating_mul(2).max(1 << 12);
+        if self.peers.capacity() > keep.saturating_mul(2) {
+            self.peers.shrink_to(keep);
+            self.users.shrink_to(keep);
+            self.torrents.shrink_to(keep);
+        }
+    }
+
+    /// Moves everything of `other` into `self`, leaving `other` empty with
+    /// its allocations (to be recycled).
+    pub fn merge(&mut self, other: &mut Ledger) {
+        if self.is_bare() && self.peers.capacity() < other.peers.len() {
+            // Taken whole, no rehashing: `self`'s smaller tables go back
+            // in `other`.
+            let deltas = self.deltas;
+            std::mem::swap(self, other);
+            self.deltas += deltas;
+            other.clear();
+            return;
+        }
         self.since = match (self.since, other.since) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         self.deltas += other.deltas;
-        for (key, row) in other.peers {
+        for (key, row) in other.peers.drain() {
             merge_row(&mut self.peers, key, row);
         }
-        for (user, (up, down)) in other.users {
+        for (user, (up, down)) in other.users.drain() {
             self.credit(user, up, down);
         }
-        for (id, acc) in other.torrents {
+        for (id, acc) in other.torrents.drain() {
             merge_torrent(self.torrents.entry(id).or_default(), acc);
         }
-        self.snatches.extend(other.snatches);
-        for (token, down) in other.tokens {
+        self.snatches.append(&mut other.snatches);
+        for (token, down) in other.tokens.drain() {
             self.token(token, down);
         }
+        other.clear();
     }
 
     /// The batch to commit, with `mirror` first. The ledger is left as it
     /// was: it is cleared only once the commit succeeded.
     pub fn batch(&self, mirror: Mirror) -> Batch {
-        let mut b = Batch {
-            mirror,
-            users: self
-                .users
+        let mut b = Batch::default();
+        self.fill(&mut b, mirror);
+        b
+    }
+
+    /// `batch`, into `b`'s vectors (their allocations reused).
+    pub fn fill(&self, b: &mut Batch, mirror: Mirror) {
+        b.mirror = mirror;
+        b.users.clear();
+        b.users.extend(
+            self.users
                 .iter()
                 .map(|(&id, &(uploaded, downloaded))| UserCredit {
                     id,
                     uploaded,
                     downloaded,
-                })
-                .collect(),
-            torrents: self
-                .torrents
+                }),
+        );
+        b.torrents.clear();
+        b.torrents
+            .extend(self.torrents.iter().map(|(&id, a)| TorrentUpdate {
+                id,
+                seeders: a.seeders,
+                leechers: a.leechers,
+                snatched: a.snatched,
+                balance: a.balance,
+                last_action: a.last_action,
+            }));
+        b.peers.clear();
+        b.peers.extend(self.peers.values().map(|r| r.row.clone()));
+        b.snatches.clear();
+        b.snatches.extend_from_slice(&self.snatches);
+        b.tokens.clear();
+        b.tokens.extend(
+            self.tokens
                 .iter()
-                .map(|(&id, a)| TorrentUpdate {
-                    id,
-                    seeders: a.seeders,
-                    leechers: a.leechers,
-                    snatched: a.snatched,
-                    balance: a.balance,
-                    last_action: a.last_action,
-                })
-                .collect(),
-            peers: self.peers.values().map(|r| r.row.clone()).collect(),
-            snatches: self.snatches.clone(),
-            tokens: self
-                .tokens
-                .iter()
-                .map(|(&token, &downloaded)| TokenCredit { token, downloaded })
-                .collect(),
-        };
+                .map(|(&token, &downloaded)| TokenCredit { token, downloaded }),
+        );
         // A stable order: fewer lock waits between batches, readable tests.
         b.users.sort_by_key(|u| u.id);
         b.torrents.sort_by_key(|t| t.id);
@@ -186,7 +238,6 @@ impl Ledger {
         // µs per peer row at 100k rows.
         b.peers.sort_by_key(|p| (p.peer_id, p.torrent, p.user));
         b.tokens.sort_by_key(|t| t.token);
-        b
     }
 }
 
@@ -247,7 +298,7 @@ mod tests {
         let (mut a, mut b) = (Ledger::default(), Ledger::default());
         a.peer(2, row(1, 200, 1));
         b.peer(1, row(1, 100, 1));
-        a.merge(b);
+        a.merge(&mut b);
         let batch = a.batch(Mirror::default());
         assert_eq!(batch.peers.len(), 1);
         assert_eq!(batch.peers[0].uploaded, 200);
@@ -270,7 +321,7 @@ mod tests {
             },
             50,
         );
-        a.merge(b);
+        a.merge(&mut b);
         let batch = a.batch(Mirror::default());
         assert_eq!(
             batch.users,

@@ -258,6 +258,12 @@ pub struct Private {
     ledgers: Box<[Mutex<Ledger>]>,
     tx: Sender<Ledger>,
     rx: Receiver<Ledger>,
+    /// Emptied ledgers on their way back from the flusher, allocations
+    /// kept: a worker that hands one over takes one of these instead of
+    /// growing a new one from nothing (rehashing, page faults) every
+    /// `HAND_OVER_EVERY`.
+    spare_tx: Sender<Ledger>,
+    spare_rx: Receiver<Ledger>,
     dirty: Mutex<Dirty>,
     /// Control API changes are written to the database (embedded mode).
     mirror: bool,
@@ -292,8 +298,11 @@ impl Private {
     /// changes through to the database.
     pub fn new(stripes: usize, workers: usize, mirror: bool) -> Private {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_LEDGERS);
+        let (spare_tx, spare_rx) = crossbeam_channel::bounded(workers + 1);
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         Private {
+            spare_tx,
+            spare_rx,
             issued: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             nudge_tx,
@@ -394,10 +403,21 @@ impl Private {
         if !due {
             return;
         }
-        match self.tx.try_send(std::mem::take(&mut *ledger)) {
+        let fresh = self.spare_rx.try_recv().unwrap_or_default();
+        match self.tx.try_send(std::mem::replace(&mut *ledger, fresh)) {
             Ok(()) => {}
-            Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => *ledger = back,
+            Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => {
+                let fresh = std::mem::replace(&mut *ledger, back);
+                self.recycle(fresh);
+            }
         }
+    }
+
+    /// Gives an emptied ledger back for a worker to fill (dropped when
+    /// every worker has one waiting).
+    pub fn recycle(&self, mut ledger: Ledger) {
+        ledger.clear();
+        let _ = self.spare_tx.try_send(ledger);
     }
 
     /// The flusher's end of the channel.
@@ -423,7 +443,8 @@ impl Private {
         // sends under its ledger's lock): the channel holds all there is.
         let mut out: Vec<Ledger> = self.rx.try_iter().collect();
         for l in held.iter_mut().filter(|l| !l.is_empty()) {
-            out.push(std::mem::take(&mut **l));
+            let fresh = self.spare_rx.try_recv().unwrap_or_default();
+            out.push(std::mem::replace(&mut **l, fresh));
         }
         drop(held);
         out

@@ -64,6 +64,7 @@ fn mirror(m: Mirror) -> Batch {
 }
 
 fn peer(torrent: u32, id: u8, active: bool, ip: &str, mtime: i64) -> PeerRow {
+    let ip = ip.parse().ok();
     PeerRow {
         user: 1,
         torrent,
@@ -77,7 +78,7 @@ fn peer(torrent: u32, id: u8, active: bool, ip: &str, mtime: i64) -> PeerRow {
         downspeed: 20,
         timespent: 30,
         announced: 1,
-        ip: ip.into(),
+        ip,
         port: 6881,
         useragent: "test/1.0".into(),
         mtime,
@@ -468,7 +469,7 @@ fn ipv6_and_empty_ip_round_trip() {
             user: 1,
             torrent: 1,
             time: 100,
-            ip: "2001:db8::1".into(),
+            ip: Some("2001:db8::1".parse().unwrap()),
         }],
         ..Batch::default()
     };
@@ -545,7 +546,7 @@ fn failure_midway_leaves_nothing() {
             user: 1,
             torrent: 1,
             time: 1,
-            ip: String::new(),
+            ip: None,
         }],
         ..Batch::default()
     };
