@@ -32,11 +32,17 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// the peers' next announces after the restart).
 const SHUTDOWN_RETRY: Duration = Duration::from_secs(3);
 
-/// The flusher runs in the idle scheduling class (commits step aside for
-/// announces: a worker woken by a packet preempts it at once, so a big
-/// commit on a shared core costs announces nothing in latency) until its
-/// oldest pending delta is this many flush intervals old: then it has
-/// been starved by a saturated core and runs at normal priority until it
+/// The flusher's work on its own data (merging the ledgers it received,
+/// building a batch, the database commit) runs in the idle scheduling
+/// class: it steps aside for announces (a worker woken by a packet
+/// preempts the flusher at once, so a big commit on a shared core costs
+/// announces CPU share, not latency). Only its own data: what it shares
+/// with the workers (the ledger channel and the spares, whose operations
+/// spin while the other side is midway, the ledger and mirror locks) it
+/// touches at normal priority, or a worker could spin on one that a
+/// preempted idle flusher holds (55 ms seen). When the oldest
+/// pending delta is this many flush intervals old, a saturated core has
+/// starved the flusher, and its commits run at normal priority until it
 /// has caught up.
 const STARVED_INTERVALS: u32 = 3;
 
@@ -59,8 +65,10 @@ pub struct Flusher<'a> {
     batch: Batch,
     outage: Option<(Instant, String)>,
     backoff: Duration,
-    /// In the idle scheduling class now.
-    idle: bool,
+    /// The current `flush_interval`.
+    interval: Duration,
+    /// Shutting down: the last commits run at normal priority.
+    stopping: bool,
 }
 
 impl<'a> Flusher<'a> {
@@ -73,24 +81,28 @@ impl<'a> Flusher<'a> {
             batch: Batch::default(),
             outage: None,
             backoff: BACKOFF_FIRST,
-            idle: false,
+            interval: Duration::from_secs(3),
+            stopping: false,
         }
     }
 
-    /// Idle class while keeping up, normal once starved (see
-    /// `STARVED_INTERVALS`); at shutdown (`keeping_up` false) normal.
-    fn schedule(&mut self, keeping_up: bool) {
-        if keeping_up == self.idle {
-            return;
-        }
-        let r = if keeping_up {
-            crate::sys::sched::idle()
-        } else {
-            crate::sys::sched::normal()
-        };
-        match r {
-            Ok(()) => self.idle = keeping_up,
-            Err(e) => log::debug!("flusher: scheduling class unchanged: {e}"),
+    /// Enters the idle scheduling class for work on the flusher's own
+    /// data, unless it is behind (see `STARVED_INTERVALS`) or stopping;
+    /// true when it did (pass it to `leave_idle`).
+    fn enter_idle(&self) -> bool {
+        let starved = self
+            .pending
+            .since()
+            .is_some_and(|t| t.elapsed() > self.interval * STARVED_INTERVALS);
+        !self.stopping && !starved && crate::sys::sched::idle().is_ok()
+    }
+
+    /// Back to normal priority after `enter_idle`.
+    fn leave_idle(entered: bool) {
+        if entered {
+            if let Err(e) = crate::sys::sched::normal() {
+                log::warn!("flusher: cannot leave the idle scheduling class: {e}");
+            }
         }
     }
 
@@ -101,8 +113,8 @@ impl<'a> Flusher<'a> {
         let nudges = self.private.nudges().clone();
         let mut next = Instant::now() + interval();
         let mut reload_due = false;
-        self.schedule(true);
         loop {
+            self.interval = interval();
             let wait = next.saturating_duration_since(Instant::now());
             select! {
                 recv(rx) -> ledger => {
@@ -133,11 +145,6 @@ impl<'a> Flusher<'a> {
                 default(wait) => {}
             }
             self.publish_age();
-            let starved = self
-                .pending
-                .since()
-                .is_some_and(|t| t.elapsed() > interval() * STARVED_INTERVALS);
-            self.schedule(self.outage.is_some() || !starved);
             if Instant::now() >= next {
                 let ok = self.commit();
                 if ok && reload_due {
@@ -154,7 +161,9 @@ impl<'a> Flusher<'a> {
         let f = &self.private.flush;
         f.handed_over.fetch_add(1, Relaxed);
         f.deltas.fetch_add(l.deltas(), Relaxed);
+        let idle = self.enter_idle();
         self.pending.merge(&mut l);
+        Self::leave_idle(idle);
         self.private.recycle(l);
     }
 
@@ -178,11 +187,13 @@ impl<'a> Flusher<'a> {
             self.private.confirm(&marks);
             return true;
         }
+        let idle = self.enter_idle();
         self.pending.fill(&mut self.batch, mirror);
-        let batch = &self.batch;
         let started = Instant::now();
-        let result = self.db.commit(batch);
+        let result = self.db.commit(&self.batch);
         let took = started.elapsed();
+        Self::leave_idle(idle);
+        let batch = &self.batch;
         let f = &self.private.flush;
         match result {
             Ok(()) => {
@@ -249,7 +260,7 @@ impl<'a> Flusher<'a> {
     }
 
     fn finish(mut self) {
-        self.schedule(false);
+        self.stopping = true;
         let deadline = Instant::now() + SHUTDOWN_RETRY;
         while !self.commit() {
             if Instant::now() >= deadline {
@@ -313,4 +324,71 @@ pub fn start(
     );
     private.record_all_counts();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::db::{Batch, LivePeer, Loaded};
+
+    /// The real SQLite driver, noting the scheduling class each commit
+    /// ran in.
+    struct Watched {
+        db: Box<dyn Database>,
+        idle: Arc<Mutex<Vec<bool>>>,
+    }
+
+    impl Database for Watched {
+        fn load(&mut self) -> Result<Loaded, DbError> {
+            self.db.load()
+        }
+        fn live_peers(&mut self, since: i64) -> Result<Vec<LivePeer>, DbError> {
+            self.db.live_peers(since)
+        }
+        fn commit(&mut self, batch: &Batch) -> Result<(), DbError> {
+            self.idle.lock().unwrap().push(crate::sys::sched::is_idle());
+            self.db.commit(batch)
+        }
+        fn owns_site_tables(&self) -> bool {
+            self.db.owns_site_tables()
+        }
+    }
+
+    #[test]
+    fn commits_run_idle_and_the_rest_at_normal_priority() {
+        let path = std::env::temp_dir().join(format!(
+            "hayate-flusher-sched-{}-{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let url = format!("sqlite:{}", path.display());
+        let idle = Arc::new(Mutex::new(Vec::new()));
+        let private = Private::new(4, 1, true);
+        let db = Watched {
+            db: crate::db::open(&url).unwrap(),
+            idle: Arc::clone(&idle),
+        };
+        // Its own thread: the test harness's must not change class.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut f = Flusher::new(&private, Box::new(db));
+                let passkey = "a".repeat(32);
+                let add = format!("action=add_user&id=1&passkey={passkey}");
+                crate::private::control::update(&private, add.as_bytes()).unwrap();
+                assert!(f.commit());
+                assert!(!crate::sys::sched::is_idle(), "left in the idle class");
+                // At shutdown the last commits run at normal priority.
+                f.stopping = true;
+                let remove = format!("action=remove_user&passkey={passkey}");
+                crate::private::control::update(&private, remove.as_bytes()).unwrap();
+                assert!(f.commit());
+            });
+        });
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert_eq!(*idle.lock().unwrap(), vec![true, false]);
+    }
 }

@@ -27,3 +27,9 @@ fn set_policy(policy: libc::c_int) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// True when the calling thread is in the idle class.
+pub fn is_idle() -> bool {
+    // SAFETY: no arguments but the calling thread (pid 0).
+    unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
+}
