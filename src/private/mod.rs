@@ -261,9 +261,13 @@ pub struct Private {
     /// Emptied ledgers on their way back from the flusher, allocations
     /// kept: a worker that hands one over takes one of these instead of
     /// growing a new one from nothing (rehashing, page faults) every
-    /// `HAND_OVER_EVERY`.
-    spare_tx: Sender<Ledger>,
-    spare_rx: Receiver<Ledger>,
+    /// `HAND_OVER_EVERY`. A mutex, not a channel: a channel's operations
+    /// spin while the other side is midway, and on a shared core a worker
+    /// would spin out its time slice on a flusher preempted mid-send; a
+    /// contended mutex sleeps.
+    spares: Mutex<Vec<Ledger>>,
+    /// At most this many spares are kept (one per ledger).
+    spare_max: usize,
     dirty: Mutex<Dirty>,
     /// Control API changes are written to the database (embedded mode).
     mirror: bool,
@@ -298,11 +302,10 @@ impl Private {
     /// changes through to the database.
     pub fn new(stripes: usize, workers: usize, mirror: bool) -> Private {
         let (tx, rx) = crossbeam_channel::bounded(CHANNEL_LEDGERS);
-        let (spare_tx, spare_rx) = crossbeam_channel::bounded(workers + 1);
         let (nudge_tx, nudge_rx) = crossbeam_channel::bounded(1);
         Private {
-            spare_tx,
-            spare_rx,
+            spares: Mutex::new(Vec::new()),
+            spare_max: workers + 1,
             issued: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             nudge_tx,
@@ -403,7 +406,7 @@ impl Private {
         if !due {
             return;
         }
-        let fresh = self.spare_rx.try_recv().unwrap_or_default();
+        let fresh = self.spare();
         match self.tx.try_send(std::mem::replace(&mut *ledger, fresh)) {
             Ok(()) => {}
             Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => {
@@ -417,7 +420,15 @@ impl Private {
     /// every worker has one waiting).
     pub fn recycle(&self, mut ledger: Ledger) {
         ledger.clear();
-        let _ = self.spare_tx.try_send(ledger);
+        let mut spares = lock(&self.spares);
+        if spares.len() < self.spare_max {
+            spares.push(ledger);
+        }
+    }
+
+    /// An empty ledger: a recycled one when there is one.
+    fn spare(&self) -> Ledger {
+        lock(&self.spares).pop().unwrap_or_default()
     }
 
     /// The flusher's end of the channel.
@@ -443,7 +454,7 @@ impl Private {
         // sends under its ledger's lock): the channel holds all there is.
         let mut out: Vec<Ledger> = self.rx.try_iter().collect();
         for l in held.iter_mut().filter(|l| !l.is_empty()) {
-            let fresh = self.spare_rx.try_recv().unwrap_or_default();
+            let fresh = self.spare();
             out.push(std::mem::replace(&mut **l, fresh));
         }
         drop(held);
