@@ -198,15 +198,18 @@ fn sighup_rereads_the_conf_file_and_reports_restart_only_keys() {
         "{}",
         p.stderr_text()
     );
+    // The new config is live before the reload's lines reach our end of
+    // the stderr pipe: wait for them.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let log = p.stderr_text();
+            log.contains("reload: announce_interval: 10m → 20m")
+                && log.contains("reload: workers: auto → 7 needs a restart; still auto")
+        }),
+        "{}",
+        p.stderr_text()
+    );
     let log = p.stderr_text();
-    assert!(
-        log.contains("reload: announce_interval: 10m → 20m"),
-        "{log}"
-    );
-    assert!(
-        log.contains("reload: workers: auto → 7 needs a restart; still auto"),
-        "{log}"
-    );
     assert!(
         !log.contains("numwant_max: "),
         "the flag must still win over the file: {log}"

@@ -37,10 +37,10 @@ const SHUTDOWN_RETRY: Duration = Duration::from_secs(3);
 /// class: it steps aside for announces (a worker woken by a packet
 /// preempts the flusher at once, so a big commit on a shared core costs
 /// announces CPU share, not latency). Only its own data: what it shares
-/// with the workers (the ledger channel and the spares, whose operations
-/// spin while the other side is midway, the ledger and mirror locks) it
-/// touches at normal priority, or a worker could spin on one that a
-/// preempted idle flusher holds (55 ms seen). When the oldest
+/// with the workers (the ledger channel, whose operations spin while the
+/// other side is midway; the spares, ledger and mirror locks) it touches
+/// at normal priority, or a worker could spin on an operation that a
+/// preempted idle flusher had begun (55 ms seen). When the oldest
 /// pending delta is this many flush intervals old, a saturated core has
 /// starved the flusher, and its commits run at normal priority until it
 /// has caught up.
