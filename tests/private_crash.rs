@@ -1699,3 +1699,111 @@ fn an_acknowledged_freeleech_survives_kill_9() {
     run.check_totals("after the restart");
     run.finish();
 }
+
+/// `chattr` on `path`: `+i` makes it immutable (even root's writes, even
+/// through a descriptor opened before, fail with EPERM), `-i` undoes it.
+fn chattr(flag: &str, path: &std::path::Path) -> Result<(), String> {
+    let out = std::process::Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .output()
+        .map_err(|e| format!("chattr: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A database file made read-only while clients announce: the database
+/// and its write-ahead log immutable (`chattr +i`, which holds for root
+/// and for descriptors already open, unlike a mode change) for 3 s.
+/// Commits fail (counted, one log line), and once the files are writable
+/// again everything held in memory lands: nothing lost, nothing doubled.
+/// Then the same ending in SIGKILL.
+#[test]
+fn database_made_read_only_loses_and_doubles_nothing() {
+    let mut run = Run::new("database_made_read_only_loses_and_doubles_nothing", 3, 2);
+    run.client(0, 0, true, false, false);
+    run.client(1, 0, false, true, false);
+    run.client(2, 1, false, false, true);
+    run.client(1, 1, false, true, true);
+    run.start_all();
+    run.bursts(2);
+    run.barrier();
+    run.check_totals("before the outage");
+    let db = run.site.db.clone();
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    // The shared-memory index stays writable: SQLite maps it, and a write
+    // fault on a mapped immutable file would be a signal, not an error.
+    let files = [db.clone(), wal.clone()];
+    let freeze = |run: &Run| {
+        for f in &files {
+            if let Err(e) = chattr("+i", f) {
+                run.fail(&format!("chattr +i {}: {e}", f.display()));
+            }
+        }
+    };
+    let thaw = || {
+        for f in &files {
+            let _ = chattr("-i", f);
+        }
+    };
+    // Whatever happens, the files end writable (the test directory is
+    // removed afterwards, and an immutable file cannot be).
+    struct Thaw(Vec<PathBuf>);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            for f in &self.0 {
+                let _ = chattr("-i", f);
+            }
+        }
+    }
+    let _thaw = Thaw(files.to_vec());
+    let errors = |run: &Run| {
+        run.site
+            .metric("hayate_private_database_errors_total")
+            .unwrap_or(0)
+    };
+    freeze(&run);
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        run.burst(None);
+        let pause = run.rng.millis(150);
+        std::thread::sleep(pause);
+    }
+    let failed = errors(&run);
+    thaw();
+    if failed == 0 {
+        run.fail("3 s of a read-only database and no failed commit counted");
+    }
+    run.barrier();
+    run.check_totals("after the read-only outage");
+    if run.site.logged("database back after") != 1 {
+        run.fail("want one \"database back after\" line");
+    }
+
+    // Read-only again, then SIGKILL while it is: the restart (files
+    // writable again) credits what was held from the committed baselines.
+    let before = errors(&run);
+    freeze(&run);
+    run.bursts(2);
+    let site = &run.site;
+    let counted = wait_until(Duration::from_secs(5), || {
+        site.metric("hayate_private_database_errors_total")
+            .unwrap_or(0)
+            > before
+    });
+    if !counted {
+        thaw();
+        run.fail("read-only again, no failed commit counted");
+    }
+    let after = run.rng.millis(12);
+    run.burst(Some(after));
+    thaw();
+    run.restart();
+    run.bursts(2);
+    run.barrier();
+    run.check_totals("after the read-only outage that ended in SIGKILL");
+    run.finish();
+}
