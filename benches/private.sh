@@ -289,15 +289,13 @@ print(int(statistics.median(c) / 2) if c else "")' "$results")
             > "$work/max.out" 2>&1 || true
         max=$(figure "$work/max.out" | cut -d' ' -f1)
         cap=$(( ${max%.*} * 60 / 100 ))
-    fi
-    if [ -n "${LATENCY_RATE:-}" ]; then
-        :
-    elif [ -z "$half" ]; then
-        rate=$(( ${max%.*} / 2 )) why="no udp scenario: half of hayate-load's closed-loop $max/s"
-    elif (( half > cap )); then
-        rate=$cap why="CAPPED: half of the private udp capacity is $half/s, hayate-load sends at most $max/s from one core closed loop; 60% of that"
-    else
-        rate=$half why="half of the private tracker's median udp capacity"
+        if [ -z "$half" ]; then
+            rate=$(( ${max%.*} / 2 )) why="no udp scenario: half of hayate-load's closed-loop $max/s"
+        elif (( half > cap )); then
+            rate=$cap why="CAPPED: half of the private udp capacity is $half/s, hayate-load sends at most $max/s from one core closed loop; 60% of that"
+        else
+            rate=$half why="half of the private tracker's median udp capacity"
+        fi
     fi
     (( rate > 0 )) || { echo "private.sh: latency: no rate to run at"; exit 2; }
     hashes=$work/hashes.txt

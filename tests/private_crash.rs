@@ -488,6 +488,12 @@ impl Site {
         metric(&get(self.tracker().http[0], "/stats").text(), name)
     }
 
+    /// Failed commits so far (the stats page's counter).
+    fn db_errors(&self) -> u64 {
+        self.metric("hayate_private_database_errors_total")
+            .unwrap_or(0)
+    }
+
     /// A connection of our own to the database (the site's view).
     fn db(&self) -> Connection {
         let c = Connection::open(&self.db).expect("open the database");
@@ -1464,12 +1470,7 @@ fn database_outage_and_kill_9_during_one_lose_and_double_nothing() {
     run.barrier();
     run.check_totals("before the outage");
 
-    let errors = |run: &Run| {
-        run.site
-            .metric("hayate_private_database_errors_total")
-            .unwrap_or(0)
-    };
-    if errors(&run) != 0 {
+    if run.site.db_errors() != 0 {
         run.fail("database errors counted before the outage");
     }
     let lock = run.site.db();
@@ -1480,7 +1481,7 @@ fn database_outage_and_kill_9_during_one_lose_and_double_nothing() {
         let pause = run.rng.millis(150);
         std::thread::sleep(pause);
     }
-    if errors(&run) == 0 {
+    if run.site.db_errors() == 0 {
         run.fail("3 s of a locked database and no failed commit counted");
     }
     if run.site.logged("database commit failed") != 1 {
@@ -1498,15 +1499,11 @@ fn database_outage_and_kill_9_during_one_lose_and_double_nothing() {
     // A leech type change at a barrier, then an outage that ends in a kill.
     run.set_leech(1, FREE);
     run.wait_db();
-    let before = errors(&run);
+    let before = run.site.db_errors();
     lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
     run.bursts(2);
     let site = &run.site;
-    if !wait_until(Duration::from_secs(5), || {
-        site.metric("hayate_private_database_errors_total")
-            .unwrap_or(0)
-            > before
-    }) {
+    if !wait_until(Duration::from_secs(5), || site.db_errors() > before) {
         run.fail("locked again, no failed commit counted");
     }
     let after = run.rng.millis(12);
@@ -1760,11 +1757,6 @@ fn database_made_read_only_loses_and_doubles_nothing() {
         }
     }
     let _thaw = Thaw(files.to_vec());
-    let errors = |run: &Run| {
-        run.site
-            .metric("hayate_private_database_errors_total")
-            .unwrap_or(0)
-    };
     freeze(&run);
     let until = Instant::now() + Duration::from_secs(3);
     while Instant::now() < until {
@@ -1772,7 +1764,7 @@ fn database_made_read_only_loses_and_doubles_nothing() {
         let pause = run.rng.millis(150);
         std::thread::sleep(pause);
     }
-    let failed = errors(&run);
+    let failed = run.site.db_errors();
     thaw();
     if failed == 0 {
         run.fail("3 s of a read-only database and no failed commit counted");
@@ -1785,15 +1777,11 @@ fn database_made_read_only_loses_and_doubles_nothing() {
 
     // Read-only again, then SIGKILL while it is: the restart (files
     // writable again) credits what was held from the committed baselines.
-    let before = errors(&run);
+    let before = run.site.db_errors();
     freeze(&run);
     run.bursts(2);
     let site = &run.site;
-    let counted = wait_until(Duration::from_secs(5), || {
-        site.metric("hayate_private_database_errors_total")
-            .unwrap_or(0)
-            > before
-    });
+    let counted = wait_until(Duration::from_secs(5), || site.db_errors() > before);
     if !counted {
         thaw();
         run.fail("read-only again, no failed commit counted");

@@ -188,15 +188,18 @@ impl Ledger {
         other.clear();
     }
 
-    /// The batch to commit, with `mirror` first. The ledger is left as it
-    /// was: it is cleared only once the commit succeeded.
+    /// The batch to commit, with `mirror` first (tests; the flusher
+    /// reuses one with `fill`).
+    #[cfg(test)]
     pub fn batch(&self, mirror: Mirror) -> Batch {
         let mut b = Batch::default();
         self.fill(&mut b, mirror);
         b
     }
 
-    /// `batch`, into `b`'s vectors (their allocations reused).
+    /// The batch to commit, with `mirror` first, into `b`'s vectors
+    /// (their allocations reused). The ledger is left as it was: it is
+    /// cleared only once the commit succeeded.
     pub fn fill(&self, b: &mut Batch, mirror: Mirror) {
         b.mirror = mirror;
         b.users.clear();

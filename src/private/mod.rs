@@ -6,10 +6,12 @@
 //! that an announce only reads; torrents and their peers live in their own
 //! striped store (`Store<Torrent>`), one stripe lock per announce, as in
 //! public mode. A worker records deltas into its own ledger (a mutex only
-//! it and, at shutdown, the flusher take) and hands it to the flusher over
-//! a bounded channel without ever blocking (`hand_over`). Lock order:
-//! stripe, then ledger; users/tokens/whitelist are read and released
-//! before the stripe is taken.
+//! it and the flusher's `collect` take) and hands it to the flusher over
+//! a bounded channel without ever blocking (`hand_over`), taking an
+//! emptied one from the spares in its place. Lock order: stripe, then
+//! ledger, then spares; users/tokens/whitelist are read and released
+//! before the stripe is taken. Control API changes for the database:
+//! `mirror`.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -22,16 +24,18 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::core::store::Store;
 use crate::core::{Failure, InfoHash, PeerId};
-use crate::db::{Mirror, Token, TorrentRow, UserRow};
+use crate::db::{Token, TorrentRow, UserRow};
 
 pub mod announce;
 pub mod control;
 pub mod flusher;
 pub mod ledger;
+pub mod mirror;
 pub mod report;
 pub mod swarm;
 
 use ledger::Ledger;
+use mirror::Dirty;
 use swarm::{Leech, Torrent};
 
 /// Ledgers waiting in the channel to the flusher. A worker that finds it
@@ -203,20 +207,6 @@ const DELETION_REASONS: [&str; 23] = [
 /// The text of deletion reason `code`; other codes have none.
 pub fn deletion_reason(code: u8) -> Option<&'static str> {
     DELETION_REASONS.get(usize::from(code)).copied()
-}
-
-/// Control API changes not yet written to a database hayate owns: which
-/// entities changed; their current state is read when the batch is built.
-#[derive(Debug, Default)]
-struct Dirty {
-    users: HashSet<u32>,
-    /// Users removed by the control API, as they were (their row is
-    /// written disabled, and created if it never was).
-    removed_users: HashMap<u32, UserRow>,
-    torrents: HashSet<InfoHash>,
-    deleted_torrents: HashSet<u32>,
-    tokens: HashSet<(u32, InfoHash)>,
-    whitelist: bool,
 }
 
 /// Flusher figures for the stats page.
@@ -461,119 +451,6 @@ impl Private {
         out
     }
 
-    fn mark(&self, f: impl FnOnce(&mut Dirty)) {
-        if self.mirror {
-            let mut dirty = lock(&self.dirty);
-            f(&mut dirty);
-            self.issued.fetch_add(1, Relaxed);
-            drop(dirty);
-            // Full: a commit is asked for already, and will take this too.
-            let _ = self.nudge_tx.try_send(());
-        }
-    }
-
-    /// The ticket of the latest control API change (0: none ever).
-    pub fn last_ticket(&self) -> u64 {
-        self.issued.load(Relaxed)
-    }
-
-    /// True once every control API change up to `ticket` is committed.
-    pub fn is_durable(&self, ticket: u64) -> bool {
-        self.durable.load(std::sync::atomic::Ordering::Acquire) >= ticket
-    }
-
-    /// Records that the changes taken with `marks` are committed.
-    pub fn confirm(&self, marks: &MirrorMarks) {
-        self.durable
-            .fetch_max(marks.1, std::sync::atomic::Ordering::Release);
-    }
-
-    /// The flusher's end of the commit-now requests.
-    pub fn nudges(&self) -> &Receiver<()> {
-        &self.nudge_rx
-    }
-
-    /// The control API changes to write, as current state (see `Mirror`).
-    /// The marks are taken: on a failed commit, `restore_mirror` puts
-    /// them back.
-    pub fn take_mirror(&self) -> (Mirror, MirrorMarks) {
-        let (dirty, up_to) = {
-            let mut d = lock(&self.dirty);
-            (std::mem::take(&mut *d), self.issued.load(Relaxed))
-        };
-        let mut m = Mirror::default();
-        {
-            let users = self.users();
-            for &id in &dirty.users {
-                match users.passkey_of(id).and_then(|k| Some((k, users.get(&k)?))) {
-                    Some((passkey, u)) => m.users.push(UserRow {
-                        id,
-                        passkey,
-                        can_leech: u.can_leech,
-                        protected: u.protected,
-                    }),
-                    None => m
-                        .disabled_users
-                        .extend(dirty.removed_users.get(&id).cloned()),
-                }
-            }
-        }
-        let mut live_ids = HashSet::new();
-        for hash in &dirty.torrents {
-            if let Some(t) = self.torrents.stripe(hash).get(hash) {
-                live_ids.insert(t.id);
-                m.torrents.push(TorrentRow {
-                    id: t.id,
-                    info_hash: *hash,
-                    free: t.leech.code(),
-                    snatched: t.snatched,
-                });
-            }
-        }
-        m.deleted_torrents = dirty
-            .deleted_torrents
-            .iter()
-            .copied()
-            .filter(|id| !live_ids.contains(id))
-            .collect();
-        for (user, hash) in &dirty.tokens {
-            let Some(torrent) = self.torrents.stripe(hash).get(hash).map(|t| t.id) else {
-                continue;
-            };
-            let token = Token {
-                user: *user,
-                torrent,
-            };
-            if self.has_token(*user, torrent) {
-                m.tokens.push(token);
-            } else {
-                m.expired_tokens.push(token);
-            }
-        }
-        if dirty.whitelist {
-            m.whitelist = Some(read(&self.whitelist).clone());
-        }
-        m.users.sort_by_key(|u| u.id);
-        m.disabled_users.sort_by_key(|u| u.id);
-        m.torrents.sort_by_key(|t| t.id);
-        m.deleted_torrents.sort_unstable();
-        (m, MirrorMarks(dirty, up_to))
-    }
-
-    /// Puts back marks taken by `take_mirror` whose commit failed.
-    pub fn restore_mirror(&self, marks: MirrorMarks) {
-        let mut d = lock(&self.dirty);
-        let back = marks.0;
-        d.users.extend(back.users);
-        for (id, row) in back.removed_users {
-            d.removed_users.entry(id).or_insert(row);
-        }
-        d.torrents.extend(back.torrents);
-        d.deleted_torrents.extend(back.deleted_torrents);
-        d.tokens.extend(back.tokens);
-        d.whitelist |= back.whitelist;
-    }
-
     /// Removes deletion reasons older than `lifetime`.
     pub fn prune_deleted(&self, lifetime: Duration) {
         lock(&self.deleted).retain(|_, (_, at)| at.elapsed() < lifetime);
@@ -589,10 +466,6 @@ impl Private {
         g.fetch_add(by, Relaxed);
     }
 }
-
-/// Control API marks taken for one commit (opaque).
-#[derive(Debug, Default)]
-pub struct MirrorMarks(Dirty, u64);
 
 impl Private {
     /// Registers (or updates) torrent `hash`; its peers stay.

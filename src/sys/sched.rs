@@ -29,6 +29,7 @@ fn set_policy(policy: libc::c_int) -> io::Result<()> {
 }
 
 /// True when the calling thread is in the idle class.
+#[cfg(test)]
 pub fn is_idle() -> bool {
     // SAFETY: no arguments but the calling thread (pid 0).
     unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
