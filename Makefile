@@ -18,6 +18,13 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 INTEROP_VENV ?= $(TARGET_DIR)/interop-venv
 LIBTORRENT_VERSION ?= 2.1.1
 
+# The MySQL/MariaDB driver (issue 16): `make build-mysql` builds the binary
+# that takes database = mysql://...; `make test-mysql` runs its suites
+# against the server on 127.0.0.1:3306 (root, no password; override with
+# HAYATE_TEST_MYSQL=mysql://user:password@host:port) and FAILS when that
+# server is unreachable. Each test makes its own database and drops it.
+.PHONY: build-mysql test-mysql
+
 .PHONY: build run test bench bench-compare lint install conf hostile soak load fuzz interop interop-capture interop-clients clean
 
 build:
@@ -28,6 +35,14 @@ run: build
 
 test:
 	$(CARGO) test --locked
+
+build-mysql:
+	$(CARGO) build --release --locked --features mysql
+
+test-mysql:
+	$(CARGO) test --locked --features mysql --lib -- mysql
+	$(CARGO) test --locked --features mysql --test mysql
+	$(CARGO) test --locked --features mysql --test private_crash -- mysql
 
 bench:
 	$(CARGO) bench --locked --bench announce --bench query

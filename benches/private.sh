@@ -47,7 +47,11 @@
 # LATENCY_RATE (requests/s; default above), CONTROL_RATE (1000 calls/s),
 # FLUSH_INTERVAL (the private tracker's flush_interval, 3s), DB_DIR (where
 # its database goes: a temporary directory under TMPDIR; /dev/shm takes the
-# disk's writes out of the picture),
+# disk's writes out of the picture), MYSQL (a MariaDB/MySQL server URL such
+# as mysql://root@127.0.0.1:3306: the private tracker then commits to a
+# Gazelle database made there for the run from tests/mysql/$GAZELLE_SCHEMA.sql
+# (classic by default), with USERS users and TORRENTS torrents rows, and
+# dropped at the end; needs a binary from `make build-mysql`),
 # HAYATE (the binary; target/release/hayate).
 secs=${SECONDS:-0}
 set -euo pipefail
@@ -62,6 +66,9 @@ base=${BENCH_PORT:-3070}
 control_rate=${CONTROL_RATE:-1000}
 flush=${FLUSH_INTERVAL:-3s}
 db_dir=${DB_DIR:-}
+mysql_url=${MYSQL:-}
+gazelle_schema=${GAZELLE_SCHEMA:-classic}
+mysql_db=hayate_bench_$$
 hayate=${HAYATE:-target/release/hayate}
 load=tools/load/target/release/hayate-load
 scenarios=("$@")
@@ -84,7 +91,7 @@ done
 work=$(mktemp -d)
 db_dir=${db_dir:-$work}
 rm -f "$db_dir"/hayate-private-bench.db*
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work" "$db_dir"/hayate-private-bench.db*' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work" "$db_dir"/hayate-private-bench.db*; [[ -z $mysql_url ]] || mariadb -uroot -e "DROP DATABASE IF EXISTS $mysql_db" || true' EXIT
 # Copies: a rebuild during the run must not change what is measured.
 cp "$hayate" "$work/hayate" && cp "$load" "$work/hayate-load"
 hayate_src=$hayate hayate=$work/hayate load=$work/hayate-load
@@ -181,12 +188,37 @@ settled() {
 }
 
 start pub "$base" --mode public
+database="sqlite:$db_dir/hayate-private-bench.db" db_args=()
+if [[ -n $mysql_url ]]; then
+    # The site's tables, empty while hayate loads (it learns users and
+    # torrents from `register` below, as from a site's control calls).
+    mariadb -uroot -e "CREATE DATABASE $mysql_db"
+    mariadb -uroot "$mysql_db" < "tests/mysql/$gazelle_schema.sql"
+    database="$mysql_url/$mysql_db" db_args=(--gazelle-schema "$gazelle_schema")
+fi
 start priv $((base + 1)) --mode private --site-password "$site" --report-password "$report" \
-    --database "sqlite:$db_dir/hayate-private-bench.db" --flush-interval "$flush"
+    --database "$database" "${db_args[@]}" --flush-interval "$flush"
 echo "machine load average at start: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 echo "hayate: $hayate_src ($("$hayate" --version 2>/dev/null || echo '?')), public pid $pub_pid on :$base, private pid $priv_pid on :$((base + 1)); core $tcore; loads on core $lcore"
 taskset -c "$lcore" "$load" register --http "127.0.0.1:$((base + 1))" --site-password "$site" \
     --torrents "$torrents" --passkeys "$users" --seed 1 | sed 's/^/  /'
+if [[ -n $mysql_url ]]; then
+    # The site's rows for the same ids (MariaDB's sequence tables), so every
+    # commit updates real rows: credit by user id, counts by torrent id.
+    rows="SELECT seq, concat('u', seq), '', '', '', '', 2, lpad(hex(seq), 32, '0'), '1' FROM seq_1_to_$users"
+    mariadb -uroot "$mysql_db" -e "
+        INSERT INTO users_main (ID, Username, Email, PassHash, Secret, Title, PermissionID, torrent_pass, Enabled) $rows;
+        INSERT INTO torrents (ID, GroupID, info_hash, FileCount, FileList, Size)
+            SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_$torrents;" 2>/dev/null ||
+    mariadb -uroot "$mysql_db" -e "
+        INSERT INTO users_main (ID, Username, Email, PassHash, PermissionID, torrent_pass, auth_key, Enabled)
+            SELECT seq, concat('u', seq), '', '', 2, lpad(hex(seq), 32, '0'), '', '1' FROM seq_1_to_$users;
+        INSERT INTO users_leech_stats (UserID) SELECT seq FROM seq_1_to_$users;
+        INSERT INTO torrents (ID, GroupID, info_hash, FileCount, FileList, Size)
+            SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_$torrents;
+        INSERT INTO torrents_leech_stats (TorrentID) SELECT seq FROM seq_1_to_$torrents;"
+    echo "  site rows: $users users, $torrents torrents in $mysql_url/$mysql_db ($gazelle_schema)"
+fi
 # The state after registration, for the record.
 ticks_after_register=$(ticks "$priv_pid")
 echo "  private tracker CPU so far (start + registration): $(( ticks_after_register * 1000 / hz )) ms"

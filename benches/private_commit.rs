@@ -6,6 +6,12 @@
 //! microseconds per peer row. `cargo bench --bench private_commit`.
 //! Environment: PEERS, USERS, TORRENTS, ROUNDS, DIR (where the file goes;
 //! default the system temp dir).
+//!
+//! With `--features mysql` and MYSQL=mysql://user@host:port (a server
+//! URL), the same batches go to a Gazelle database made on that server for
+//! the run (GAZELLE_SCHEMA: classic or ops, from tests/mysql/), with the
+//! site's USERS users and TORRENTS torrents rows, dropped at the end:
+//! `MYSQL=mysql://root@127.0.0.1:3306 cargo bench --features mysql --bench private_commit`.
 
 use std::time::Instant;
 
@@ -19,10 +25,19 @@ fn main() {
     let users = env("USERS", 100_000).max(1);
     let torrents = env("TORRENTS", 200_000).max(1);
     let rounds = env("ROUNDS", 3).max(1);
+    #[cfg(feature = "mysql")]
+    if let Ok(server) = std::env::var("MYSQL") {
+        mysql_site::run(&server, peers, users, torrents, rounds);
+        return;
+    }
     let dir = std::env::var("DIR").map_or_else(|_| std::env::temp_dir(), Into::into);
     let path = dir.join(format!("hayate-commit-bench-{}.db", std::process::id()));
     let url = format!("sqlite:{}", path.display());
-    let Ok(mut db) = db::open(&url) else {
+    let options = db::Options {
+        schema: db::GazelleSchema::Classic,
+        readonly: false,
+    };
+    let Ok(mut db) = db::open(&url, options) else {
         eprintln!("cannot open {url}");
         return;
     };
@@ -58,6 +73,14 @@ fn main() {
         "registered {users} users and {torrents} torrents in {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
+    commit_rounds(db.as_mut(), peers, users, torrents, rounds);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// ROUNDS commits of one interval's batch each, timed.
+fn commit_rounds(db: &mut dyn db::Database, peers: u64, users: u64, torrents: u64, rounds: u64) {
     for round in 0..rounds {
         let batch = batch(peers, users, torrents, round);
         let started = Instant::now();
@@ -76,8 +99,70 @@ fn main() {
             if round == 0 { "inserts" } else { "updates" }
         );
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+}
+
+/// The same on a Gazelle database on a MySQL/MariaDB server.
+#[cfg(feature = "mysql")]
+mod mysql_site {
+    use hayate::db::{self, GazelleSchema};
+    use mysql::prelude::Queryable;
+    use mysql::{Conn, Opts};
+
+    pub fn run(server: &str, peers: u64, users: u64, torrents: u64, rounds: u64) {
+        let classic = std::env::var("GAZELLE_SCHEMA").map_or(true, |s| s != "ops");
+        let (schema, file) = if classic {
+            (GazelleSchema::Classic, "classic")
+        } else {
+            (GazelleSchema::Ops, "ops")
+        };
+        let name = format!("hayate_commit_bench_{}", std::process::id());
+        let mut admin = match Conn::new(Opts::from_url(server).expect("MYSQL: a mysql:// URL")) {
+            Ok(c) => c,
+            Err(e) => return eprintln!("cannot connect to {server}: {e}"),
+        };
+        admin
+            .query_drop(format!("CREATE DATABASE `{name}`"))
+            .unwrap();
+        let url = format!("{server}/{name}");
+        let mut c = Conn::new(Opts::from_url(&url).unwrap()).unwrap();
+        let ddl = std::fs::read_to_string(format!(
+            "{}/tests/mysql/{file}.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        for s in ddl.split(";\n").filter(|s| s.contains("CREATE")) {
+            c.query_drop(s).unwrap();
+        }
+        let started = std::time::Instant::now();
+        let site = if classic {
+            vec![
+                format!("INSERT INTO users_main (ID, Username, Email, PassHash, Secret, Title, PermissionID, torrent_pass, Enabled) SELECT seq, concat('u', seq), '', '', '', '', 2, lpad(hex(seq), 32, '0'), '1' FROM seq_1_to_{users}"),
+                format!("INSERT INTO torrents (ID, GroupID, info_hash, FileCount, FileList, Size) SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_{torrents}"),
+            ]
+        } else {
+            vec![
+                format!("INSERT INTO users_main (ID, Username, Email, PassHash, PermissionID, torrent_pass, auth_key, Enabled) SELECT seq, concat('u', seq), '', '', 2, lpad(hex(seq), 32, '0'), '', '1' FROM seq_1_to_{users}"),
+                format!("INSERT INTO users_leech_stats (UserID) SELECT seq FROM seq_1_to_{users}"),
+                format!("INSERT INTO torrents (ID, GroupID, info_hash, FileCount, FileList, Size) SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_{torrents}"),
+                format!("INSERT INTO torrents_leech_stats (TorrentID) SELECT seq FROM seq_1_to_{torrents}"),
+            ]
+        };
+        for s in &site {
+            c.query_drop(s).unwrap();
+        }
+        println!(
+            "site rows: {users} users and {torrents} torrents in {url} ({file}) in {:.0} ms",
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        let options = db::Options {
+            schema,
+            readonly: false,
+        };
+        match db::open(&url, options) {
+            Ok(mut db) => super::commit_rounds(db.as_mut(), peers, users, torrents, rounds),
+            Err(e) => eprintln!("open {url}: {e}"),
+        }
+        admin.query_drop(format!("DROP DATABASE `{name}`")).unwrap();
     }
 }
 

@@ -39,12 +39,16 @@ use crate::worker::{Worker, WAKER};
 
 /// Keys a reload cannot change: sockets, threads and the store's shape are
 /// made once at start.
-pub const RESTART_KEYS: [&str; 5] = [
+pub const RESTART_KEYS: [&str; 9] = [
     "http_listen",
     "udp_listen",
     "udp_recv_buffer",
     "workers",
     "stripes",
+    "mode",
+    "database",
+    "gazelle_schema",
+    "readonly",
 ];
 
 /// Listen backlog for each HTTP listener.
@@ -136,7 +140,11 @@ pub fn start(config: Config) -> io::Result<Server> {
         Mode::Public => None,
         Mode::Private => {
             let bad = |e: crate::db::DbError| io::Error::new(io::ErrorKind::InvalidData, e.0);
-            let mut db = crate::db::open(&config.database).map_err(bad)?;
+            let options = crate::db::Options {
+                schema: config.gazelle_schema,
+                readonly: config.readonly,
+            };
+            let mut db = crate::db::open(&config.database, options).map_err(bad)?;
             let private = Private::new(config.stripes, workers, db.owns_site_tables());
             flusher::start(&private, db.as_mut(), &clock, config.peer_timeout).map_err(bad)?;
             Some((private, db))
@@ -243,8 +251,8 @@ pub fn start(config: Config) -> io::Result<Server> {
                 let Some(private) = flusher_shared.private.as_ref() else {
                     return;
                 };
-                let interval = || flusher_shared.config.load().flush_interval;
-                Flusher::new(private, db).run(&orders_rx, interval);
+                let config = || flusher_shared.config.load();
+                Flusher::new(private, db).run(&orders_rx, config);
             })?;
         server.flusher = Some((handle, orders_tx));
     }
@@ -322,6 +330,10 @@ impl Server {
         new.udp_recv_buffer = old.udp_recv_buffer;
         new.workers = old.workers;
         new.stripes = old.stripes;
+        new.mode = old.mode;
+        new.database.clone_from(&old.database);
+        new.gazelle_schema = old.gazelle_schema;
+        new.readonly = old.readonly;
         self.shared.tracker.apply(&new);
         self.shared.reload_access(&new);
         self.shared.config.store(new);

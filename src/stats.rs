@@ -530,6 +530,19 @@ impl Stats {
             "Reloads of users, torrents, tokens and whitelist from the database.",
             &[("", get(&f.reloads))],
         );
+        page.gauge(
+            "hayate_private_database_outage_milliseconds",
+            "How long the database has been failing, as of the flusher's last turn; 0 when it is not.",
+            &[("", get(&f.outage_millis))],
+        );
+        page.counter(
+            "hayate_private_site_calls_total",
+            "Token-expiry calls to site_url, by result.",
+            &[
+                ("result=\"ok\"", get(&f.site_calls)),
+                ("result=\"failed\"", get(&f.site_errors)),
+            ],
+        );
     }
 }
 

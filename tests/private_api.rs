@@ -2571,7 +2571,17 @@ fn binary_refuses_unusable_private_configs_with_status_2() {
             with(short, &ok_url),
             vec!["--site-password", "32", "31"],
         ),
-        ("unknown scheme", with(SITE, "mysql://x"), vec!["sqlite:"]),
+        (
+            "unknown scheme",
+            with(SITE, "postgres://x"),
+            vec!["sqlite:", "postgres"],
+        ),
+        #[cfg(not(feature = "mysql"))]
+        (
+            "mysql in a build without its driver",
+            with(SITE, "mysql://root@127.0.0.1/gazelle"),
+            vec!["mysql", "make build-mysql"],
+        ),
         ("foreign schema", with(SITE, &foreign_url), vec!["foreign"]),
         (
             "missing directory",

@@ -369,7 +369,26 @@ fn keep_alive(to: SocketAddr, target: &str, conn: &mut Conn) -> Result<Response,
 // ---------------------------------------------------------------------------
 // The site: a database file that outlives the tracker's runs
 
+/// Which database the tracker runs on.
+enum Backend {
+    /// The embedded SQLite file in the site's directory.
+    Sqlite,
+    /// A Gazelle database on the MariaDB server (`make test-mysql`),
+    /// reached through a proxy the test can cut; the site's token-expiry
+    /// callback marks tokens expired as Gazelle's would.
+    #[cfg(feature = "mysql")]
+    Mysql {
+        db: mariadb::TestDb,
+        proxy: mariadb::Proxy,
+        site_url: String,
+    },
+}
+
+#[cfg(feature = "mysql")]
+use common::mariadb;
+
 struct Site {
+    backend: Backend,
     /// Our own directory: the database lives here, across restarts.
     dir: PathBuf,
     db: PathBuf,
@@ -381,11 +400,12 @@ struct Site {
 }
 
 impl Site {
-    fn new(rng: &mut Rng) -> Site {
+    fn new(rng: &mut Rng, backend: Backend) -> Site {
         let dir =
             std::env::temp_dir().join(format!("hayate-crash-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).unwrap();
         Site {
+            backend,
             db: dir.join("site.db"),
             dir,
             site_password: format!("S{}", rng.text(31)),
@@ -399,8 +419,24 @@ impl Site {
     /// says it restored.
     fn start(&mut self) -> usize {
         assert!(self.tracker.is_none(), "already running");
-        let database = format!("sqlite:{}", self.db.display());
-        let args = [
+        let (database, extra): (String, Vec<String>) = match &self.backend {
+            Backend::Sqlite => (format!("sqlite:{}", self.db.display()), Vec::new()),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql {
+                db,
+                proxy,
+                site_url,
+            } => (
+                db.url(Some(proxy.addr)),
+                vec![
+                    "--gazelle-schema".into(),
+                    db.schema.name().into(),
+                    "--site-url".into(),
+                    site_url.clone(),
+                ],
+            ),
+        };
+        let mut args = vec![
             "--config",
             "/dev/null",
             "--mode",
@@ -420,6 +456,7 @@ impl Site {
             "--workers",
             "2",
         ];
+        args.extend(extra.iter().map(String::as_str));
         let p = Proc::start(&args);
         assert!(
             p.http.len() == 2 && p.udp.len() == 2,
@@ -494,7 +531,27 @@ impl Site {
             .unwrap_or(0)
     }
 
-    /// A connection of our own to the database (the site's view).
+    /// The database as the site sees it, whichever it is.
+    fn view(&self) -> View {
+        match &self.backend {
+            Backend::Sqlite => View::Sqlite(self.db()),
+            #[cfg(feature = "mysql")]
+            Backend::Mysql { db, .. } => View::Mysql(db.conn(), db.schema),
+        }
+    }
+
+    /// The site writes its own tables (a site-owned database only; the
+    /// embedded one is written by hayate from the control API).
+    fn site_writes(&self, f: impl FnOnce(&SiteDb)) {
+        #[cfg(feature = "mysql")]
+        if let Backend::Mysql { db, .. } = &self.backend {
+            f(db);
+        }
+        #[cfg(not(feature = "mysql"))]
+        let _ = f;
+    }
+
+    /// A connection of our own to the SQLite database (the site's view).
     fn db(&self) -> Connection {
         let c = Connection::open(&self.db).expect("open the database");
         c.busy_timeout(Duration::from_secs(5)).unwrap();
@@ -741,6 +798,143 @@ fn read_totals(db: &Connection) -> Totals {
     t
 }
 
+#[cfg(feature = "mysql")]
+type SiteDb = mariadb::TestDb;
+/// Nothing to write on the embedded database.
+#[cfg(not(feature = "mysql"))]
+type SiteDb = ();
+
+/// A connection of the test's own to the tracker's database.
+enum View {
+    Sqlite(Connection),
+    #[cfg(feature = "mysql")]
+    Mysql(mysql::Conn, mariadb::Schema),
+}
+
+/// (uploaded, downloaded, corrupt, remaining, active) of a peer row.
+type PeerFigures = (u64, u64, u64, u64, bool);
+
+impl View {
+    fn peer_row(&mut self, uid: u32, fid: u32, peer_id: &[u8; 20]) -> Option<PeerFigures> {
+        match self {
+            View::Sqlite(db) => db
+                .query_row(
+                    "SELECT uploaded, downloaded, corrupt, remaining, active FROM xbt_files_users \
+                     WHERE uid = ?1 AND fid = ?2 AND peer_id = ?3",
+                    rusqlite::params![uid, fid, &peer_id[..]],
+                    |r| {
+                        Ok((
+                            u64_at(r, 0)?,
+                            u64_at(r, 1)?,
+                            u64_at(r, 2)?,
+                            u64_at(r, 3)?,
+                            r.get(4)?,
+                        ))
+                    },
+                )
+                .optional()
+                .unwrap(),
+            #[cfg(feature = "mysql")]
+            View::Mysql(c, _) => {
+                use mysql::prelude::Queryable;
+                let row: Option<(u64, u64, u64, u64, u8)> = c
+                    .exec_first(
+                        "SELECT uploaded, downloaded, corrupt, remaining, active FROM xbt_files_users \
+                         WHERE uid = ? AND fid = ? AND peer_id = ?",
+                        (uid, fid, peer_id.to_vec()),
+                    )
+                    .unwrap();
+                row.map(|(a, b, c, d, e)| (a, b, c, d, e != 0))
+            }
+        }
+    }
+
+    /// `torrents.FreeTorrent` of torrent `id` (None: no row).
+    fn free_torrent(&mut self, id: u32) -> Option<String> {
+        self.text("SELECT FreeTorrent FROM torrents WHERE ID = ?", &[id])
+    }
+
+    /// `users_freeleeches.Expired` of a token (None: no row).
+    fn token_expired(&mut self, user: u32, torrent: u32) -> Option<String> {
+        self.text(
+            "SELECT Expired FROM users_freeleeches WHERE UserID = ? AND TorrentID = ?",
+            &[user, torrent],
+        )
+    }
+
+    /// One column of one row as text; `?` placeholders take `ids`.
+    fn text(&mut self, sql: &str, ids: &[u32]) -> Option<String> {
+        match self {
+            View::Sqlite(db) => db
+                .query_row(sql, rusqlite::params_from_iter(ids), |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .optional()
+                .unwrap()
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(i) => i.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                }),
+            #[cfg(feature = "mysql")]
+            View::Mysql(c, _) => {
+                use mysql::prelude::Queryable;
+                let row: Option<mysql::Value> = c.exec_first(sql, ids.to_vec()).unwrap();
+                match row? {
+                    mysql::Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    mysql::Value::Int(i) => Some(i.to_string()),
+                    mysql::Value::UInt(u) => Some(u.to_string()),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn totals(&mut self) -> Totals {
+        match self {
+            View::Sqlite(db) => read_totals(db),
+            #[cfg(feature = "mysql")]
+            View::Mysql(c, schema) => {
+                use mysql::prelude::Queryable;
+                let (users, torrents) = match schema {
+                    mariadb::Schema::Classic => (
+                        "SELECT ID, Uploaded, Downloaded FROM users_main",
+                        "SELECT ID, Snatched, balance FROM torrents",
+                    ),
+                    mariadb::Schema::Ops => (
+                        "SELECT u.ID, COALESCE(s.Uploaded, 0), COALESCE(s.Downloaded, 0) \
+                         FROM users_main AS u LEFT JOIN users_leech_stats AS s ON s.UserID = u.ID",
+                        "SELECT t.ID, COALESCE(s.Snatched, 0), COALESCE(s.Balance, 0) \
+                         FROM torrents AS t LEFT JOIN torrents_leech_stats AS s ON s.TorrentID = t.ID",
+                    ),
+                };
+                let mut t = Totals::default();
+                for (id, up, down) in c.query::<(u32, u64, u64), _>(users).unwrap() {
+                    t.credit.insert(id, (up, down));
+                }
+                for (id, n, balance) in c.query::<(u32, u64, i64), _>(torrents).unwrap() {
+                    t.torrents.insert(id, (n, balance));
+                }
+                for (fid, n) in c
+                    .query::<(u32, u64), _>("SELECT fid, count(*) FROM xbt_snatched GROUP BY fid")
+                    .unwrap()
+                {
+                    t.snatch_rows.insert(fid, n);
+                }
+                for (u, tor, down) in c
+                    .query::<(u32, u32, u64), _>(
+                        "SELECT UserID, TorrentID, Downloaded FROM users_freeleeches",
+                    )
+                    .unwrap()
+                {
+                    t.token_downloads.insert((u, tor), down);
+                }
+                t
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A scripted run
 
@@ -822,9 +1016,14 @@ impl Run {
     /// Starts the tracker on a fresh database and registers `users` users
     /// (the last one protected: `visible=0`) and `torrents` torrents.
     fn new(name: &'static str, users: usize, torrents: usize) -> Run {
+        Run::on(name, users, torrents, Backend::Sqlite)
+    }
+
+    /// `new` on the database `backend` names.
+    fn on(name: &'static str, users: usize, torrents: usize, backend: Backend) -> Run {
         let seed = seed(name);
         let mut rng = Rng(seed);
-        let mut site = Site::new(&mut rng);
+        let mut site = Site::new(&mut rng, backend);
         let restored = site.start();
         let users: Vec<User> = (0..users)
             .map(|i| User {
@@ -853,6 +1052,20 @@ impl Run {
             run.fail(&format!("a fresh database restored {restored} peers"));
         }
         let last = run.users.len() - 1;
+        // A site-owned database: the site writes its rows, then tells the
+        // tracker (as Gazelle does).
+        run.site.site_writes(|db| {
+            let _ = db;
+            #[cfg(feature = "mysql")]
+            {
+                for (i, u) in run.users.iter().enumerate() {
+                    db.add_user(u.id, &u.passkey, i != last);
+                }
+                for t in &run.torrents {
+                    db.add_torrent(t.id, &t.hash, NORMAL);
+                }
+            }
+        });
         for (i, u) in run.users.iter().enumerate() {
             let visible = u8::from(i != last);
             run.update(&format!(
@@ -1128,33 +1341,17 @@ impl Run {
     /// What the database does not show yet: peer rows not holding their
     /// client's last report, torrents and tokens not as the site set them.
     fn behind(&self) -> Vec<String> {
-        let db = self.site.db();
+        let mut db = self.site.view();
         let mut out = Vec::new();
         for (i, c) in self.clients.iter().enumerate() {
             if !c.seen || self.model.deleted[c.torrent] {
                 continue;
             }
-            let row: Option<(u64, u64, u64, u64, bool)> = db
-                .query_row(
-                    "SELECT uploaded, downloaded, corrupt, remaining, active FROM xbt_files_users \
-                     WHERE uid = ?1 AND fid = ?2 AND peer_id = ?3",
-                    rusqlite::params![
-                        self.users[c.user].id,
-                        self.torrents[c.torrent].id,
-                        &c.peer_id[..]
-                    ],
-                    |r| {
-                        Ok((
-                            u64_at(r, 0)?,
-                            u64_at(r, 1)?,
-                            u64_at(r, 2)?,
-                            u64_at(r, 3)?,
-                            r.get(4)?,
-                        ))
-                    },
-                )
-                .optional()
-                .unwrap();
+            let row = db.peer_row(
+                self.users[c.user].id,
+                self.torrents[c.torrent].id,
+                &c.peer_id,
+            );
             let want = (c.up, c.down, c.corrupt, c.left, !c.gone);
             if row != Some(want) {
                 out.push(format!(
@@ -1164,14 +1361,7 @@ impl Run {
             }
         }
         for (i, t) in self.torrents.iter().enumerate() {
-            let free: Option<String> = db
-                .query_row(
-                    "SELECT FreeTorrent FROM torrents WHERE ID = ?1",
-                    [t.id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .unwrap();
+            let free = db.free_torrent(t.id);
             let want = (!self.model.deleted[i]).then(|| self.model.leech[i].to_string());
             if free != want {
                 out.push(format!(
@@ -1181,14 +1371,7 @@ impl Run {
             }
         }
         for &(u, t) in self.model.token_downloads.keys() {
-            let expired: Option<String> = db
-                .query_row(
-                    "SELECT Expired FROM users_freeleeches WHERE UserID = ?1 AND TorrentID = ?2",
-                    [self.users[u].id, self.torrents[t].id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .unwrap();
+            let expired = db.token_expired(self.users[u].id, self.torrents[t].id);
             let want = if self.model.tokens.contains(&(u, t)) {
                 "0"
             } else {
@@ -1204,8 +1387,41 @@ impl Run {
         out
     }
 
+    /// Cuts the database off for `length` while clients announce: commits
+    /// fail (counted) and the flusher keeps the deltas; then reconnects.
+    fn outage(&mut self, length: Duration) {
+        #[cfg(feature = "mysql")]
+        if let Backend::Mysql { proxy, .. } = &self.site.backend {
+            let errors = self.site.db_errors();
+            proxy.close();
+            let until = Instant::now() + length;
+            while Instant::now() < until {
+                self.burst(None);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if self.site.db_errors() == errors {
+                self.fail("no commit failed during the outage");
+            }
+            if let Backend::Mysql { proxy, .. } = &self.site.backend {
+                proxy.open();
+            }
+            eprintln!("{}: database outage of {length:?} over", self.name);
+            return;
+        }
+        let _ = length;
+        self.fail("an outage needs a database behind a proxy");
+    }
+
     /// At a barrier: torrent `t`'s leech type, through the control API.
     fn set_leech(&mut self, t: usize, code: u8) {
+        let id = self.torrents[t].id;
+        self.site.site_writes(|db| {
+            let _ = (db, id);
+            #[cfg(feature = "mysql")]
+            db.exec(&[&format!(
+                "UPDATE torrents SET FreeTorrent = '{code}' WHERE ID = {id}"
+            )]);
+        });
         self.update(&format!(
             "action=update_torrent&info_hash={}&freetorrent={code}",
             hex(&self.torrents[t].hash)
@@ -1215,6 +1431,12 @@ impl Run {
 
     /// At a barrier: a token for user `u` on torrent `t`.
     fn add_token(&mut self, u: usize, t: usize) {
+        let ids = (self.users[u].id, self.torrents[t].id);
+        self.site.site_writes(|db| {
+            let _ = (db, ids);
+            #[cfg(feature = "mysql")]
+            db.add_token(ids.0, ids.1);
+        });
         self.update(&format!(
             "action=add_token&info_hash={}&userid={}",
             hex(&self.torrents[t].hash),
@@ -1239,20 +1461,15 @@ impl Run {
     fn client_restarts(&mut self, i: usize) {
         if self.clients[i].restored {
             let c = &self.clients[i];
-            let (up, down, corrupt): (u64, u64, u64) = self
+            let (up, down, corrupt, _, _) = self
                 .site
-                .db()
-                .query_row(
-                    "SELECT uploaded, downloaded, corrupt FROM xbt_files_users \
-                     WHERE uid = ?1 AND fid = ?2 AND peer_id = ?3",
-                    rusqlite::params![
-                        self.users[c.user].id,
-                        self.torrents[c.torrent].id,
-                        &c.peer_id[..]
-                    ],
-                    |r| Ok((u64_at(r, 0)?, u64_at(r, 1)?, u64_at(r, 2)?)),
+                .view()
+                .peer_row(
+                    self.users[c.user].id,
+                    self.torrents[c.torrent].id,
+                    &c.peer_id,
                 )
-                .unwrap();
+                .expect("a restored peer has its row");
             let (user, torrent) = (c.user, c.torrent);
             let lost = (c.up - up, c.down - down, c.corrupt - corrupt);
             self.model.forget(user, torrent, lost.0, lost.1, lost.2);
@@ -1276,6 +1493,12 @@ impl Run {
     /// At a barrier: torrent `t` deleted with reason 0 (Dupe); each of its
     /// clients is then refused with `Unregistered torrent: Dupe`.
     fn delete_torrent(&mut self, t: usize) {
+        let id = self.torrents[t].id;
+        self.site.site_writes(|db| {
+            let _ = (db, id);
+            #[cfg(feature = "mysql")]
+            db.delete_torrent(id);
+        });
         self.update(&format!(
             "action=delete_torrent&info_hash={}&reason=0",
             hex(&self.torrents[t].hash)
@@ -1303,7 +1526,7 @@ impl Run {
     /// The database's totals must be the model's, exactly.
     fn check_totals(&self, when: &str) {
         let want = self.model.expected(&self.users, &self.torrents);
-        let got = read_totals(&self.site.db());
+        let got = self.site.view().totals();
         if got != want {
             self.fail(&format!(
                 "{when}: totals differ\nmodel expects: {want:#?}\ndatabase holds: {got:#?}"
@@ -1322,7 +1545,7 @@ impl Run {
     /// Panics with the seed, `what`, both sets of totals and the logs.
     fn fail(&self, what: &str) -> ! {
         let want = self.model.expected(&self.users, &self.torrents);
-        let got = read_totals(&self.site.db());
+        let got = self.site.view().totals();
         panic!(
             "{name}: {what}\n\nseed {seed}: replay with HAYATE_CRASH_SEED={seed} \
              cargo test --test private_crash -- {name}\nmodel expects: {want:?}\n\
@@ -1360,7 +1583,50 @@ enum Kill {
 #[test]
 fn scripted_site_credit_is_exact_across_two_kill_9s() {
     let name = "scripted_site_credit_is_exact_across_two_kill_9s";
-    let mut run = Run::new(name, 6, 3);
+    scripted_site(Run::new(name, 6, 3), false);
+}
+
+/// The scripted run on a Gazelle database of the classic generation on
+/// MariaDB, with a database outage (the proxy cut for 2.5 s) between
+/// phases 1 and 2 besides the two kills.
+#[cfg(feature = "mysql")]
+#[test]
+fn mysql_classic_scripted_site_is_exact_across_two_kill_9s_and_an_outage() {
+    let name = "mysql_classic_scripted_site_is_exact_across_two_kill_9s_and_an_outage";
+    scripted_site(
+        Run::on(name, 6, 3, mysql_backend(mariadb::Schema::Classic)),
+        true,
+    );
+}
+
+/// The same on the ops generation (`users_leech_stats`,
+/// `torrents_leech_stats`).
+#[cfg(feature = "mysql")]
+#[test]
+fn mysql_ops_scripted_site_is_exact_across_two_kill_9s_and_an_outage() {
+    let name = "mysql_ops_scripted_site_is_exact_across_two_kill_9s_and_an_outage";
+    scripted_site(
+        Run::on(name, 6, 3, mysql_backend(mariadb::Schema::Ops)),
+        true,
+    );
+}
+
+/// A fresh Gazelle database of `schema`, its proxy and its site callback.
+#[cfg(feature = "mysql")]
+fn mysql_backend(schema: mariadb::Schema) -> Backend {
+    let db = mariadb::TestDb::create(schema);
+    let (site_url, _) = mariadb::site_callback(&db.name);
+    Backend::Mysql {
+        db,
+        proxy: mariadb::Proxy::start(),
+        site_url,
+    }
+}
+
+/// The scripted run on `run`'s database; `outage`: cut the database off
+/// between phases 1 and 2 (a site-owned database behind its proxy).
+fn scripted_site(mut run: Run, outage: bool) {
+    let name = run.name;
     // Users 0..5 (5 is protected), torrents 0..2. (user, torrent, seeder, udp, v6)
     let t0_seeder = run.client(0, 0, true, false, false);
     run.client(1, 0, false, true, false);
@@ -1394,6 +1660,9 @@ fn scripted_site_credit_is_exact_across_two_kill_9s() {
     eprintln!("{name}: kills at bursts {kills:?}");
 
     for phase in 1..=3 {
+        if phase == 2 && outage {
+            run.outage(Duration::from_millis(2500));
+        }
         match phase {
             // Freeleech on torrent 0, a token for user 3 on torrent 1,
             // torrent 2 neutral.
@@ -1439,8 +1708,14 @@ fn scripted_site_credit_is_exact_across_two_kill_9s() {
     // A seeder leaves for good; the others just stop with the tracker.
     run.stop_client(t0_seeder);
     run.finish();
-    if run.site.log_lines(" ERROR ") + run.site.log_lines("panicked") > 0 {
+    // The outage's own line ("database commit failed") is the one
+    // error expected.
+    let errors = run.site.log_lines(" ERROR ") - run.site.log_lines("database commit failed");
+    if errors + run.site.log_lines("panicked") > 0 {
         run.fail("error lines in stderr");
+    }
+    if outage && run.site.log_lines("database back after") != 1 {
+        run.fail("the outage was not logged once as over");
     }
 }
 

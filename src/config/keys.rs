@@ -281,8 +281,23 @@ pub static KEYS: &[Key] = &[
     },
     key! {
         database, "string", "sqlite:hayate.db", "",
-        "Private mode: where users, torrents and credit live; sqlite:PATH (relative to the working directory)",
+        "Private mode: where users, torrents and credit live; sqlite:PATH (relative to the working directory) or mysql://user:password@host:port/db (a Gazelle site's database; make build-mysql)",
         v::parse_string, v::render_string, super::check_database
+    },
+    key! {
+        gazelle_schema, "schema", "ops", "",
+        "Private mode, mysql:// only: where the site keeps credit and swarm counts; ops (users_leech_stats, torrents_leech_stats) or classic (What.CD: users_main, torrents)",
+        super::parse_schema, super::render_schema
+    },
+    key! {
+        readonly, "bool", "false", "",
+        "Private mode, mysql:// only: load and serve but never write to the database (to try hayate beside a live Ocelot)",
+        v::parse_bool, v::render_bool
+    },
+    key! {
+        site_url, "string", "", "",
+        "Private mode: the site's http:// address; after a tokened snatch hayate calls <site_url>/tools.php?...&type=expiretoken as Ocelot does; empty = off",
+        v::parse_string, v::render_string, super::check_site_url
     },
     key! {
         flush_interval, "duration", "3s", "",
@@ -399,7 +414,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_fields_and_flags() {
-        assert_eq!(KEYS.len(), 41);
+        assert_eq!(KEYS.len(), 44);
         for (i, key) in KEYS.iter().enumerate() {
             assert!(
                 KEYS.iter().skip(i + 1).all(|k| k.name != key.name),

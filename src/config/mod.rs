@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::db::GazelleSchema;
+
 pub mod file;
 pub mod keys;
 pub mod value;
@@ -96,8 +98,15 @@ pub struct Config {
     pub site_password: String,
     /// Private mode: secret of the report API.
     pub report_password: String,
-    /// Private mode: database URL (`sqlite:PATH`).
+    /// Private mode: database URL (`sqlite:PATH`, `mysql://...`).
     pub database: String,
+    /// Private mode, MySQL: the site's schema generation.
+    pub gazelle_schema: GazelleSchema,
+    /// Private mode, MySQL: never write.
+    pub readonly: bool,
+    /// Private mode: the site's address for the token-expiry callback
+    /// (empty = off).
+    pub site_url: String,
     /// Private mode: commit period of the flusher.
     pub flush_interval: Duration,
     /// Private mode: how long a deletion reason is kept.
@@ -147,22 +156,59 @@ fn check_password(p: &str) -> Result<(), String> {
 }
 
 fn check_database(url: &str) -> Result<(), String> {
+    let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     match url.split_once(':') {
         Some((scheme, rest)) if crate::db::SCHEMES.contains(&scheme) => {
+            let rest = rest.strip_prefix("//").unwrap_or(rest);
             if rest.is_empty() {
-                Err(format!("{scheme}: needs a path, like {scheme}:hayate.db"))
+                Err(format!(
+                    "{scheme}: needs a path or address, like sqlite:hayate.db or mysql://user:password@host:3306/gazelle"
+                ))
             } else {
                 Ok(())
             }
         }
-        _ => Err(format!(
-            "unknown scheme in {url:?}; known: {}",
-            crate::db::SCHEMES
-                .iter()
-                .map(|s| format!("{s}:"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        _ => match crate::db::SCHEMES_NOT_BUILT
+            .iter()
+            .find(|(s, _)| Some(*s) == scheme)
+        {
+            Some((s, how)) => Err(format!(
+                "{s}: this binary has no {s} driver; it needs {how}"
+            )),
+            None => Err(format!(
+                "unknown scheme in {:?}; known: {}",
+                scheme.unwrap_or(url),
+                crate::db::SCHEMES
+                    .iter()
+                    .map(|s| format!("{s}:"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        },
+    }
+}
+
+fn parse_schema(s: &str) -> Result<GazelleSchema, String> {
+    match s {
+        "ops" => Ok(GazelleSchema::Ops),
+        "classic" => Ok(GazelleSchema::Classic),
+        _ => Err(format!("expected ops or classic, got {s:?}")),
+    }
+}
+
+fn render_schema(s: &GazelleSchema) -> String {
+    s.name().into()
+}
+
+/// Empty, or `http://host[:port][/path]` (Ocelot talks plain HTTP to the
+/// site too).
+fn check_site_url(url: &str) -> Result<(), String> {
+    if url.is_empty() {
+        return Ok(());
+    }
+    match crate::private::site::SiteUrl::parse(url) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -235,6 +281,9 @@ impl Config {
             site_password: String::new(),
             report_password: String::new(),
             database: String::new(),
+            gazelle_schema: GazelleSchema::Ops,
+            readonly: false,
+            site_url: String::new(),
             flush_interval: Duration::ZERO,
             del_reason_lifetime: Duration::ZERO,
         }
@@ -272,6 +321,13 @@ impl Config {
                         "{name}: private mode needs a secret of exactly {PASSWORD_LEN} characters"
                     ));
                 }
+            }
+            let sqlite = self.database.starts_with("sqlite:");
+            if sqlite && self.readonly {
+                return Err(
+                    "readonly: only with a site's mysql:// database (the embedded one is hayate's own)"
+                        .into(),
+                );
             }
             if self.site_password == self.report_password {
                 return Err("report_password must differ from site_password".into());
@@ -494,6 +550,9 @@ mod tests {
             site_password: "x".into(),
             report_password: "y".into(),
             database: "sqlite:x".into(),
+            gazelle_schema: GazelleSchema::Classic,
+            readonly: true,
+            site_url: "http://x".into(),
             flush_interval: Duration::from_secs(1),
             del_reason_lifetime: Duration::from_secs(1),
         };

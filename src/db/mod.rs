@@ -2,7 +2,8 @@
 //! on reload, the live peers it restores, and the batch the flusher
 //! commits in one transaction. A driver only speaks SQL: it turns these
 //! plain rows into statements and back. `sqlite.rs` is the embedded
-//! default; a MySQL driver plugs in behind the same trait.
+//! default; `mysql/` (cargo feature `mysql`) writes into a Gazelle site's
+//! own MySQL/MariaDB database.
 //!
 //! Only the flusher thread and start-up call a driver: a worker never
 //! touches the database.
@@ -11,6 +12,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 pub mod sqlite;
 
 /// A user as the tracker needs it.
@@ -348,23 +351,73 @@ pub trait Database: Send {
     fn owns_site_tables(&self) -> bool;
 }
 
-/// The database schemes `database` accepts.
+/// Where a Gazelle database keeps credit and swarm counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GazelleSchema {
+    /// The living fork (Orpheus): `users_leech_stats`, `torrents_leech_stats`.
+    Ops,
+    /// What.CD's: `users_main` and `torrents` columns.
+    Classic,
+}
+
+impl GazelleSchema {
+    /// The config value: `ops` or `classic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GazelleSchema::Ops => "ops",
+            GazelleSchema::Classic => "classic",
+        }
+    }
+}
+
+/// How to open a database besides its URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// A site-owned database's schema generation (`gazelle_schema`).
+    pub schema: GazelleSchema,
+    /// Load and serve, never write (`readonly`; site-owned databases).
+    pub readonly: bool,
+}
+
+/// The database schemes `database` accepts in this build.
+#[cfg(feature = "mysql")]
+pub const SCHEMES: &[&str] = &["sqlite", "mysql"];
+/// The database schemes `database` accepts in this build.
+#[cfg(not(feature = "mysql"))]
 pub const SCHEMES: &[&str] = &["sqlite"];
 
-/// Opens the database `url` names (`sqlite:PATH`; a relative path is
-/// against the working directory), creating the embedded schema on first
-/// use. A file that cannot be opened, or holds another schema, is an error.
-pub fn open(url: &str) -> Result<Box<dyn Database>, DbError> {
+/// Schemes of drivers this build left out, with how to get them.
+pub const SCHEMES_NOT_BUILT: &[(&str, &str)] = if cfg!(feature = "mysql") {
+    &[]
+} else {
+    &[("mysql", "a build with the mysql feature: make build-mysql")]
+};
+
+/// Opens the database `url` names: `sqlite:PATH` (a relative path is
+/// against the working directory; the embedded schema is created on first
+/// use, and a file that cannot be opened or holds another schema is an
+/// error), or `mysql://user:password@host:port/db` (a Gazelle site's
+/// database, checked against `options.schema`).
+pub fn open(url: &str, options: Options) -> Result<Box<dyn Database>, DbError> {
     match url.split_once(':') {
         Some(("sqlite", path)) => Ok(Box::new(sqlite::Sqlite::open(path)?)),
-        _ => Err(DbError(format!(
-            "database {url:?}: unknown scheme (known: {})",
-            SCHEMES
-                .iter()
-                .map(|s| format!("{s}:"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        #[cfg(feature = "mysql")]
+        Some(("mysql", _)) => Ok(Box::new(mysql::Mysql::open(
+            url,
+            options.schema,
+            options.readonly,
+        )?)),
+        _ => {
+            let _ = options;
+            Err(DbError(format!(
+                "database: unknown scheme (known: {})",
+                SCHEMES
+                    .iter()
+                    .map(|s| format!("{s}:"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
     }
 }
 

@@ -116,6 +116,7 @@ impl Private {
         if outcome.expire_token {
             if let Some((tok, _)) = outcome.token {
                 self.set_token(tok.user, &r.info_hash, false);
+                self.queue_expiry(tok);
             }
         }
         if forbidden {

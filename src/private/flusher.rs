@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver};
 
 use super::ledger::{unix_now, Ledger};
+use super::site::{self, SiteUrl};
 use super::Private;
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::db::{Batch, Database, DbError, Mirror, Token};
 
 /// First retry after a failed commit.
@@ -69,6 +71,8 @@ pub struct Flusher<'a> {
     interval: Duration,
     /// Shutting down: the last commits run at normal priority.
     stopping: bool,
+    /// No site callback before this (back-off after a failed one).
+    site_retry: Option<(Instant, Duration)>,
 }
 
 impl<'a> Flusher<'a> {
@@ -83,6 +87,7 @@ impl<'a> Flusher<'a> {
             backoff: BACKOFF_FIRST,
             interval: Duration::from_secs(3),
             stopping: false,
+            site_retry: None,
         }
     }
 
@@ -106,9 +111,10 @@ impl<'a> Flusher<'a> {
         }
     }
 
-    /// Serves until `Order::Stop`; `interval` gives the current
-    /// `flush_interval` (it follows reloads).
-    pub fn run(mut self, orders: &Receiver<Order>, interval: impl Fn() -> Duration) {
+    /// Serves until `Order::Stop`; `config` gives the current
+    /// configuration (`flush_interval` and `site_url` follow reloads).
+    pub fn run(mut self, orders: &Receiver<Order>, config: impl Fn() -> std::sync::Arc<Config>) {
+        let interval = || config().flush_interval;
         let rx = self.private.receiver().clone();
         let nudges = self.private.nudges().clone();
         let mut next = Instant::now() + interval();
@@ -151,10 +157,62 @@ impl<'a> Flusher<'a> {
                     reload_due = false;
                     self.reload();
                 }
+                if ok {
+                    self.tell_site(&config());
+                }
                 next = Instant::now() + if ok { interval() } else { self.backoff };
             }
         }
-        self.finish();
+        let config = config();
+        self.finish(&config);
+    }
+
+    /// Sends the spent tokens to the site (`site_url`) once their snatches
+    /// are committed; a failure keeps them for a later try, with back-off.
+    fn tell_site(&mut self, config: &Config) {
+        if self.site_retry.is_some_and(|(at, _)| Instant::now() < at) {
+            if self.stopping {
+                // A failing site must not hold up the shutdown.
+                let n = self.private.take_expiries().len();
+                log::warn!("shutdown: {n} token expiries not sent to the failing site");
+            }
+            return;
+        }
+        let tokens = self.private.take_expiries();
+        if tokens.is_empty() {
+            return;
+        }
+        if config.site_url.is_empty() || config.readonly {
+            // Off: the site learns of spent tokens some other way (a
+            // readonly hayate runs beside the tracker that tells it).
+            return;
+        }
+        let sent = SiteUrl::parse(&config.site_url)
+            .map_err(std::io::Error::other)
+            .and_then(|url| site::expire_tokens(&url, &config.site_password, &tokens));
+        let f = &self.private.flush;
+        match sent {
+            Ok(()) => {
+                f.site_calls.fetch_add(1, Relaxed);
+                if self.site_retry.take().is_some() {
+                    log::warn!("site_url: the site takes token expiries again");
+                }
+            }
+            Err(e) => {
+                f.site_errors.fetch_add(1, Relaxed);
+                let wait = self
+                    .site_retry
+                    .map_or(BACKOFF_FIRST, |(_, w)| (w * 2).min(BACKOFF_MAX));
+                if self.site_retry.is_none() {
+                    log::error!(
+                        "site_url: telling the site of {} spent tokens failed: {e}; retrying",
+                        tokens.len()
+                    );
+                }
+                self.site_retry = Some((Instant::now() + wait, wait));
+                self.private.requeue_expiries(tokens);
+            }
+        }
     }
 
     fn take(&mut self, mut l: Ledger) {
@@ -172,6 +230,10 @@ impl<'a> Flusher<'a> {
             u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
         });
         self.private.flush.oldest_pending_millis.store(age, Relaxed);
+        let outage = self.outage.as_ref().map_or(0, |(since, _)| {
+            u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+        });
+        self.private.flush.outage_millis.store(outage, Relaxed);
     }
 
     /// Commits everything recorded so far and the control API's changes;
@@ -259,7 +321,7 @@ impl<'a> Flusher<'a> {
         }
     }
 
-    fn finish(mut self) {
+    fn finish(mut self, config: &Config) {
         self.stopping = true;
         let deadline = Instant::now() + SHUTDOWN_RETRY;
         while !self.commit() {
@@ -273,6 +335,7 @@ impl<'a> Flusher<'a> {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+        self.tell_site(config);
     }
 }
 
@@ -367,7 +430,14 @@ mod tests {
         let idle = Arc::new(Mutex::new(Vec::new()));
         let private = Private::new(4, 1, true);
         let db = Watched {
-            db: crate::db::open(&url).unwrap(),
+            db: crate::db::open(
+                &url,
+                crate::db::Options {
+                    schema: crate::db::GazelleSchema::Classic,
+                    readonly: false,
+                },
+            )
+            .unwrap(),
             idle: Arc::clone(&idle),
         };
         // Its own thread: the test harness's must not change class.

@@ -32,6 +32,7 @@ pub mod flusher;
 pub mod ledger;
 pub mod mirror;
 pub mod report;
+pub mod site;
 pub mod swarm;
 
 use ledger::Ledger;
@@ -231,6 +232,12 @@ pub struct FlushStats {
     pub oldest_pending_millis: AtomicU64,
     /// Reloads from the database (SIGUSR1).
     pub reloads: AtomicU64,
+    /// Token-expiry calls the site answered (`site_url`).
+    pub site_calls: AtomicU64,
+    /// Token-expiry calls that failed (retried).
+    pub site_errors: AtomicU64,
+    /// Milliseconds the current database outage has lasted (0: none).
+    pub outage_millis: AtomicU64,
 }
 
 /// The private tracker's shared state.
@@ -275,6 +282,8 @@ pub struct Private {
     pub leechers: AtomicI64,
     /// Flusher figures.
     pub flush: FlushStats,
+    /// Spent tokens for the site's callback (`site`).
+    expiries: Mutex<Vec<Token>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -315,6 +324,7 @@ impl Private {
             seeders: AtomicI64::new(0),
             leechers: AtomicI64::new(0),
             flush: FlushStats::default(),
+            expiries: Mutex::default(),
         }
     }
 
