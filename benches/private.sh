@@ -205,18 +205,18 @@ taskset -c "$lcore" "$load" register --http "127.0.0.1:$((base + 1))" --site-pas
 if [[ -n $mysql_url ]]; then
     # The site's rows for the same ids (MariaDB's sequence tables), so every
     # commit updates real rows: credit by user id, counts by torrent id.
-    rows="SELECT seq, concat('u', seq), '', '', '', '', 2, lpad(hex(seq), 32, '0'), '1' FROM seq_1_to_$users"
-    mariadb -uroot "$mysql_db" -e "
-        INSERT INTO users_main (ID, Username, Email, PassHash, Secret, Title, PermissionID, torrent_pass, Enabled) $rows;
-        INSERT INTO torrents (ID, GroupID, info_hash, FileCount, FileList, Size)
-            SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_$torrents;" 2>/dev/null ||
-    mariadb -uroot "$mysql_db" -e "
-        INSERT INTO users_main (ID, Username, Email, PassHash, PermissionID, torrent_pass, auth_key, Enabled)
+    if [[ $gazelle_schema == classic ]]; then
+        site_rows="INSERT INTO users_main (ID, Username, Email, PassHash, Secret, Title, PermissionID, torrent_pass, Enabled)
+            SELECT seq, concat('u', seq), '', '', '', '', 2, lpad(hex(seq), 32, '0'), '1' FROM seq_1_to_$users;"
+    else
+        site_rows="INSERT INTO users_main (ID, Username, Email, PassHash, PermissionID, torrent_pass, auth_key, Enabled)
             SELECT seq, concat('u', seq), '', '', 2, lpad(hex(seq), 32, '0'), '', '1' FROM seq_1_to_$users;
-        INSERT INTO users_leech_stats (UserID) SELECT seq FROM seq_1_to_$users;
+            INSERT INTO users_leech_stats (UserID) SELECT seq FROM seq_1_to_$users;
+            INSERT INTO torrents_leech_stats (TorrentID) SELECT seq FROM seq_1_to_$torrents;"
+    fi
+    mariadb -uroot "$mysql_db" -e "$site_rows
         INSERT INTO torrents (ID, GroupID, info_hash, FileCount, FileList, Size)
-            SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_$torrents;
-        INSERT INTO torrents_leech_stats (TorrentID) SELECT seq FROM seq_1_to_$torrents;"
+            SELECT seq, 1, unhex(sha1(seq)), 1, '', 1 FROM seq_1_to_$torrents;"
     echo "  site rows: $users users, $torrents torrents in $mysql_url/$mysql_db ($gazelle_schema)"
 fi
 # The state after registration, for the record.

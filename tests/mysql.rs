@@ -107,6 +107,20 @@ fn ann(
     )
 }
 
+/// Runs the binary in private mode with `extra` flags, expecting it to
+/// refuse to start (exit 2): its stderr.
+fn refused(extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
+        .args(["--config", "/dev/null", "--mode", "private"])
+        .args(["--site-password", SITE, "--report-password", REPORT])
+        .args(extra)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 fn stats(p: &Proc, name: &str) -> u64 {
     metric(&get(p.http[0], "/stats").text(), name).unwrap_or(0)
 }
@@ -369,27 +383,8 @@ fn readonly_serves_but_never_writes() {
     assert_eq!(db.int("SELECT count(*) FROM xbt_files_users"), Some(1));
     assert_eq!(db.int("SELECT count(*) FROM xbt_snatched"), Some(0));
     // readonly is for a site's database only.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
-        .args([
-            "--config",
-            "/dev/null",
-            "--mode",
-            "private",
-            "--site-password",
-            SITE,
-        ])
-        .args([
-            "--report-password",
-            REPORT,
-            "--database",
-            "sqlite:x.db",
-            "--readonly",
-            "true",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("readonly"));
+    let err = refused(&["--database", "sqlite:x.db", "--readonly", "true"]);
+    assert!(err.contains("readonly"), "{err}");
 }
 
 #[test]
@@ -554,46 +549,12 @@ fn a_tokened_snatch_is_reported_to_site_url() {
 fn a_database_that_is_not_the_schema_named_stops_the_start() {
     let db = TestDb::create(Schema::Classic);
     let url = db.url(None);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
-        .args([
-            "--config",
-            "/dev/null",
-            "--mode",
-            "private",
-            "--site-password",
-            SITE,
-        ])
-        .args([
-            "--report-password",
-            REPORT,
-            "--database",
-            &url,
-            "--gazelle-schema",
-            "ops",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&["--database", &url, "--gazelle-schema", "ops"]);
     assert!(
         err.contains("users_leech_stats.UserID") && err.contains("gazelle_schema = ops"),
         "{err}"
     );
     // A wrong password is named, the password is not.
-    let bad = url.replace("root@", "root:hunter2@");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hayate"))
-        .args([
-            "--config",
-            "/dev/null",
-            "--mode",
-            "private",
-            "--site-password",
-            SITE,
-        ])
-        .args(["--report-password", REPORT, "--database", &bad])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&["--database", &url.replace("root@", "root:hunter2@")]);
     assert!(!err.contains("hunter2"), "{err}");
 }

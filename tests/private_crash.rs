@@ -540,15 +540,15 @@ impl Site {
         }
     }
 
-    /// The site writes its own tables (a site-owned database only; the
-    /// embedded one is written by hayate from the control API).
-    fn site_writes(&self, f: impl FnOnce(&SiteDb)) {
-        #[cfg(feature = "mysql")]
-        if let Backend::Mysql { db, .. } = &self.backend {
-            f(db);
+    /// The site's own database, when it owns one (the embedded one is
+    /// written by hayate from the control API; a Gazelle site writes its
+    /// rows, then tells the tracker).
+    #[cfg(feature = "mysql")]
+    fn site_db(&self) -> Option<&mariadb::TestDb> {
+        match &self.backend {
+            Backend::Mysql { db, .. } => Some(db),
+            Backend::Sqlite => None,
         }
-        #[cfg(not(feature = "mysql"))]
-        let _ = f;
     }
 
     /// A connection of our own to the SQLite database (the site's view).
@@ -798,12 +798,6 @@ fn read_totals(db: &Connection) -> Totals {
     t
 }
 
-#[cfg(feature = "mysql")]
-type SiteDb = mariadb::TestDb;
-/// Nothing to write on the embedded database.
-#[cfg(not(feature = "mysql"))]
-type SiteDb = ();
-
 /// A connection of the test's own to the tracker's database.
 enum View {
     Sqlite(Connection),
@@ -1052,20 +1046,15 @@ impl Run {
             run.fail(&format!("a fresh database restored {restored} peers"));
         }
         let last = run.users.len() - 1;
-        // A site-owned database: the site writes its rows, then tells the
-        // tracker (as Gazelle does).
-        run.site.site_writes(|db| {
-            let _ = db;
-            #[cfg(feature = "mysql")]
-            {
-                for (i, u) in run.users.iter().enumerate() {
-                    db.add_user(u.id, &u.passkey, i != last);
-                }
-                for t in &run.torrents {
-                    db.add_torrent(t.id, &t.hash, NORMAL);
-                }
+        #[cfg(feature = "mysql")]
+        if let Some(db) = run.site.site_db() {
+            for (i, u) in run.users.iter().enumerate() {
+                db.add_user(u.id, &u.passkey, i != last);
             }
-        });
+            for t in &run.torrents {
+                db.add_torrent(t.id, &t.hash, NORMAL);
+            }
+        }
         for (i, u) in run.users.iter().enumerate() {
             let visible = u8::from(i != last);
             run.update(&format!(
@@ -1414,14 +1403,13 @@ impl Run {
 
     /// At a barrier: torrent `t`'s leech type, through the control API.
     fn set_leech(&mut self, t: usize, code: u8) {
-        let id = self.torrents[t].id;
-        self.site.site_writes(|db| {
-            let _ = (db, id);
-            #[cfg(feature = "mysql")]
+        #[cfg(feature = "mysql")]
+        if let Some(db) = self.site.site_db() {
+            let id = self.torrents[t].id;
             db.exec(&[&format!(
                 "UPDATE torrents SET FreeTorrent = '{code}' WHERE ID = {id}"
             )]);
-        });
+        }
         self.update(&format!(
             "action=update_torrent&info_hash={}&freetorrent={code}",
             hex(&self.torrents[t].hash)
@@ -1431,12 +1419,10 @@ impl Run {
 
     /// At a barrier: a token for user `u` on torrent `t`.
     fn add_token(&mut self, u: usize, t: usize) {
-        let ids = (self.users[u].id, self.torrents[t].id);
-        self.site.site_writes(|db| {
-            let _ = (db, ids);
-            #[cfg(feature = "mysql")]
-            db.add_token(ids.0, ids.1);
-        });
+        #[cfg(feature = "mysql")]
+        if let Some(db) = self.site.site_db() {
+            db.add_token(self.users[u].id, self.torrents[t].id);
+        }
         self.update(&format!(
             "action=add_token&info_hash={}&userid={}",
             hex(&self.torrents[t].hash),
@@ -1493,12 +1479,10 @@ impl Run {
     /// At a barrier: torrent `t` deleted with reason 0 (Dupe); each of its
     /// clients is then refused with `Unregistered torrent: Dupe`.
     fn delete_torrent(&mut self, t: usize) {
-        let id = self.torrents[t].id;
-        self.site.site_writes(|db| {
-            let _ = (db, id);
-            #[cfg(feature = "mysql")]
-            db.delete_torrent(id);
-        });
+        #[cfg(feature = "mysql")]
+        if let Some(db) = self.site.site_db() {
+            db.delete_torrent(self.torrents[t].id);
+        }
         self.update(&format!(
             "action=delete_torrent&info_hash={}&reason=0",
             hex(&self.torrents[t].hash)

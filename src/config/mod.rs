@@ -206,10 +206,7 @@ fn check_site_url(url: &str) -> Result<(), String> {
     if url.is_empty() {
         return Ok(());
     }
-    match crate::private::site::SiteUrl::parse(url) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
-    }
+    crate::private::site::SiteUrl::parse(url).map(|_| ())
 }
 
 impl Config {

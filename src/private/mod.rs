@@ -14,7 +14,7 @@
 //! `mirror`.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -283,7 +283,7 @@ pub struct Private {
     /// Flusher figures.
     pub flush: FlushStats,
     /// Spent tokens for the site's callback (`site`).
-    expiries: Mutex<Vec<Token>>,
+    expiries: Mutex<VecDeque<Token>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {

@@ -159,24 +159,26 @@ impl Private {
     pub(super) fn queue_expiry(&self, token: Token) {
         let mut q = lock(&self.expiries);
         if q.len() >= QUEUE_MAX {
-            q.remove(0);
+            q.pop_front();
             log::warn!("site_url: {QUEUE_MAX} token expiries waiting; the oldest dropped");
         }
-        q.push(token);
+        q.push_back(token);
     }
 
     /// The spent tokens waiting for the site, taken.
     pub fn take_expiries(&self) -> Vec<Token> {
-        std::mem::take(&mut *lock(&self.expiries))
+        lock(&self.expiries).drain(..).collect()
     }
 
-    /// Puts back expiries the site did not take (before any queued since).
-    pub fn requeue_expiries(&self, mut tokens: Vec<Token>) {
+    /// Puts back expiries the site did not take (before any queued since;
+    /// the oldest go when that passes `QUEUE_MAX`).
+    pub fn requeue_expiries(&self, tokens: Vec<Token>) {
         let mut q = lock(&self.expiries);
-        tokens.append(&mut q);
-        let over = tokens.len().saturating_sub(QUEUE_MAX);
-        tokens.drain(..over);
-        *q = tokens;
+        for t in tokens.into_iter().rev() {
+            q.push_front(t);
+        }
+        let over = q.len().saturating_sub(QUEUE_MAX);
+        q.drain(..over);
     }
 }
 

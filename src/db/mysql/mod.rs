@@ -113,8 +113,7 @@ pub struct Mysql {
     schema: GazelleSchema,
     readonly: bool,
     open: Option<Open>,
-    /// Tests: statements smaller than the server allows.
-    #[cfg(test)]
+    /// Statements smaller than the server allows (tests only set it).
     statement_max: Option<usize>,
 }
 
@@ -145,7 +144,6 @@ impl Mysql {
             schema,
             readonly,
             open: None,
-            #[cfg(test)]
             statement_max: None,
         };
         db.connection()?;
@@ -200,9 +198,7 @@ impl Mysql {
             .query_first("SELECT @@max_allowed_packet")
             .map_err(|e| fail("max_allowed_packet", e))?;
         let packet = packet.map_or(1 << 20, |p| usize::try_from(p).unwrap_or(usize::MAX));
-        #[allow(unused_mut)]
         let mut layout = Layout::new(&tables, self.schema, packet);
-        #[cfg(test)]
         if let Some(max) = self.statement_max {
             layout.statement_max = max;
         }
