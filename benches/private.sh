@@ -51,7 +51,9 @@
 # as mysql://root@127.0.0.1:3306: the private tracker then commits to a
 # Gazelle database made there for the run from tests/mysql/$GAZELLE_SCHEMA.sql
 # (classic by default), with USERS users and TORRENTS torrents rows, and
-# dropped at the end; needs a binary from `make build-mysql`),
+# dropped at the end; needs a binary from `make build-mysql`), LOAD_FIFO
+# (a SCHED_FIFO priority for the load generator: with a database server on
+# the same cores, its own scheduling delays stay out of the figures),
 # HAYATE (the binary; target/release/hayate).
 secs=${SECONDS:-0}
 set -euo pipefail
@@ -69,6 +71,11 @@ db_dir=${DB_DIR:-}
 mysql_url=${MYSQL:-}
 gazelle_schema=${GAZELLE_SCHEMA:-classic}
 mysql_db=hayate_bench_$$
+# LOAD_FIFO=N: the load generator runs in SCHED_FIFO at priority N, so a
+# database server sharing the cores cannot delay its sending and receiving
+# (its lag would otherwise count as the tracker's latency).
+load_prefix=
+[[ -z ${LOAD_FIFO:-} ]] || load_prefix="chrt -f $LOAD_FIFO"
 hayate=${HAYATE:-target/release/hayate}
 load=tools/load/target/release/hayate-load
 scenarios=("$@")
@@ -124,7 +131,7 @@ start() {
 run_load() {
     local name=$1 port=$2
     shift 2
-    taskset -c "$lcore" "$load" run --torrents "$torrents" --peers "$peers" --seed 1 \
+    $load_prefix taskset -c "$lcore" "$load" run --torrents "$torrents" --peers "$peers" --seed 1 \
         --duration "$((secs + 6))s" --warmup 5s "$@" > "$work/$name.out" 2>&1 &
     echo $! > "$work/$name.lpid"
 }

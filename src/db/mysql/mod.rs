@@ -247,12 +247,14 @@ fn display_name(opts: &Opts) -> String {
     }
 }
 
-/// The columns of every table in the current database.
+/// The columns of the tables hayate reads or writes.
 fn read_tables(conn: &mut Conn) -> mysql::Result<Tables> {
     let mut tables = Tables::default();
     let rows: Vec<Row> = conn.query(
         "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_MAXIMUM_LENGTH, \
-         CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()",
+         CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+         AND TABLE_NAME IN ('users_main', 'torrents', 'users_freeleeches', 'xbt_client_whitelist', \
+         'xbt_files_users', 'xbt_snatched', 'users_leech_stats', 'torrents_leech_stats')",
     )?;
     for row in &rows {
         let text = |i| String::from_utf8_lossy(bytes(row.as_ref(i)).unwrap_or(b"")).into_owned();
