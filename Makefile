@@ -17,6 +17,8 @@ PYTHON ?= python3
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 INTEROP_VENV ?= $(TARGET_DIR)/interop-venv
 LIBTORRENT_VERSION ?= 2.1.1
+# The Prometheus text parser the stats page is checked with (interop-prometheus).
+PROMETHEUS_CLIENT_VERSION ?= 0.21.1
 
 # The MySQL/MariaDB driver (issue 16): `make build-mysql` builds the binary
 # that takes database = mysql://...; `make test-mysql` runs its suites
@@ -89,7 +91,7 @@ soak: build load
 # from PyPI (libtorrent, in a venv made once) and Debian (apt-get, only when
 # a program is missing). `make interop-capture` also rewrites the request
 # fixtures in tests/fixtures/clients/ (replayed by `make test`).
-INTEROP_SUITES ?= libtorrent transmission aria2 ctorrent rtorrent
+INTEROP_SUITES ?= libtorrent transmission aria2 ctorrent rtorrent prometheus
 INTEROP_APT = transmission-daemon aria2 ctorrent rtorrent
 INTEROP_PROGRAMS = transmission-daemon aria2c ctorrent rtorrent
 INTEROP_PY = $(INTEROP_VENV)/bin/python
@@ -107,7 +109,7 @@ interop-%: build interop-clients
 interop-capture:
 	HAYATE_CAPTURE=1 $(MAKE) interop
 
-interop-clients: $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION)
+interop-clients: $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION) $(INTEROP_VENV)/.prometheus-client-$(PROMETHEUS_CLIENT_VERSION)
 	@missing=0; for p in $(INTEROP_PROGRAMS); do \
 		command -v $$p >/dev/null || missing=1; \
 	done; \
@@ -121,6 +123,10 @@ interop-clients: $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION)
 $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION):
 	$(PYTHON) -m venv $(INTEROP_VENV)
 	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check libtorrent==$(LIBTORRENT_VERSION)
+	touch $@
+
+$(INTEROP_VENV)/.prometheus-client-$(PROMETHEUS_CLIENT_VERSION): $(INTEROP_VENV)/.libtorrent-$(LIBTORRENT_VERSION)
+	$(INTEROP_VENV)/bin/pip install --quiet --disable-pip-version-check prometheus-client==$(PROMETHEUS_CLIENT_VERSION)
 	touch $@
 
 # Fuzzing (issue 6; not in CI): the libFuzzer targets in fuzz/ through
@@ -181,3 +187,20 @@ $(TARGET_DIR)/release/hayate:
 
 clean:
 	$(CARGO) clean
+
+# A Debian package (issue 17): `make deb` builds
+# $(TARGET_DIR)/debian/hayate_VERSION_ARCH.deb with plain dpkg-deb
+# (contrib/deb/build.sh: the `install` layout with PREFIX=/usr, the unit in
+# /usr/lib/systemd/system, /etc/hayate/tracker.conf a conffile; the service
+# is not enabled on install). It runs `build` first, so the package holds
+# the default-features binary even after `make build-mysql`.
+# DEB_MAINTAINER=... sets the Maintainer field. `make deb-test` installs,
+# upgrades, removes and purges the package on this machine with dpkg
+# (root; it refuses to run when a hayate package is installed already).
+.PHONY: deb deb-test
+
+deb: build
+	TARGET_DIR=$(TARGET_DIR) MAKE="$(MAKE)" contrib/deb/build.sh
+
+deb-test: deb
+	$(SUDO) env TARGET_DIR=$(TARGET_DIR) tests/deb.sh

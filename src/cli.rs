@@ -319,7 +319,7 @@ mod tests {
             (&["--config=/dev/null"], "--config given more than once"),
             (&["--print-config=yes"], "--print-config takes no value"),
             (
-                &["--numwant-default", "300"],
+                &["--numwant-default", "300", "--numwant-max", "200"],
                 "numwant_default (300) must not be larger than numwant_max (200)",
             ),
         ];

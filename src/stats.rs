@@ -149,8 +149,8 @@ pub struct Stats {
     /// The reaper's share of the live torrent and peer counts.
     pub reaper_gauges: Gauges,
     totals: Mutex<Totals>,
-    /// When `summary` last ran and the request count then.
-    last_summary: Mutex<Option<(Instant, u64)>>,
+    /// The health line's rates and the sample they were measured from.
+    last_summary: Mutex<Option<Sample>>,
 }
 
 impl Stats {
@@ -187,40 +187,73 @@ impl Stats {
         self.workers.iter().map(|w| f(w).load(Relaxed)).sum()
     }
 
-    /// One line for logs and `systemctl status`: torrents, peers, and
-    /// requests per second since the previous call.
+    /// The health line, for `systemctl status`, the logs and the stats
+    /// page's first line: version, uptime, torrents, peers (share of
+    /// seeders), requests and errors (requests answered with a failure
+    /// reason) per second. The rates are over the time since the previous
+    /// call, whoever made it, once that is at least a second; a call sooner
+    /// repeats the last rates.
     pub fn summary(&self, private: Option<&Private>) -> String {
-        let requests = self.sum(|w| &w.http_requests)
-            + (0..3)
-                .flat_map(|a| [0, 1].map(move |f| (a, f)))
-                .map(|(a, f)| self.sum(|w| &w.udp_requests[a][f]))
-                .sum::<u64>();
+        let udp: u64 = (0..3)
+            .flat_map(|a| [0, 1].map(move |f| (a, f)))
+            .map(|(a, f)| self.sum(|w| &w.udp_requests[a][f]))
+            .sum();
+        let requests = self.sum(|w| &w.http_requests) + udp;
+        let errors = (0..Failure::ALL.len())
+            .map(|i| self.sum(|w| &w.failures[i]))
+            .chain((0..Refusal::LABELS.len()).map(|i| self.sum(|w| &w.private_refusals[i])))
+            .sum::<u64>();
         let now = Instant::now();
         let mut last = self.last_summary.lock().unwrap_or_else(|p| p.into_inner());
-        let (then, before) = last.unwrap_or((self.started, 0));
-        let secs = now.duration_since(then).as_secs_f64().max(0.001);
-        let rate = requests.saturating_sub(before) as f64 / secs;
-        *last = Some((now, requests));
-        let peers: u64 = (0..2)
-            .flat_map(|f| [0, 1].map(move |k| (f, k)))
-            .map(|(f, k)| self.live(|g| &g.peers[f][k]))
-            .sum();
-        if let Some(p) = private {
-            let count = |a: &AtomicI64| u64::try_from(a.load(Relaxed)).unwrap_or(0);
-            let (seeders, leechers) = (count(&p.seeders), count(&p.leechers));
-            return format!(
-                "private: {} users, {} torrents, {} peers ({seeders} seeders), {rate:.0} req/s",
-                p.users().len(),
-                p.torrent_count(),
-                seeders + leechers,
+        let sample = last.unwrap_or(Sample {
+            at: self.started,
+            requests: 0,
+            errors: 0,
+            rates: (0.0, 0.0),
+        });
+        let secs = now.duration_since(sample.at).as_secs_f64();
+        let rates = if secs >= 1.0 || last.is_none() {
+            let secs = secs.max(0.001);
+            let rates = (
+                requests.saturating_sub(sample.requests) as f64 / secs,
+                errors.saturating_sub(sample.errors) as f64 / secs,
             );
-        }
+            *last = Some(Sample {
+                at: now,
+                requests,
+                errors,
+                rates,
+            });
+            rates
+        } else {
+            sample.rates
+        };
+        drop(last);
+        let (what, torrents, seeders, peers) = match private {
+            Some(p) => {
+                let count = |a: &AtomicI64| u64::try_from(a.load(Relaxed)).unwrap_or(0);
+                let (seeders, leechers) = (count(&p.seeders), count(&p.leechers));
+                let users = format!("private, {} users, ", grouped(p.users().len() as u64));
+                (users, p.torrent_count() as u64, seeders, seeders + leechers)
+            }
+            None => {
+                let peers: u64 = (0..2)
+                    .flat_map(|f| [0, 1].map(move |k| (f, k)))
+                    .map(|(f, k)| self.live(|g| &g.peers[f][k]))
+                    .sum();
+                let seeders = self.live(|g| &g.peers[0][1]) + self.live(|g| &g.peers[1][1]);
+                (String::new(), self.live(|g| &g.torrents), seeders, peers)
+            }
+        };
+        let share = (seeders * 100).checked_div(peers).unwrap_or(0);
         format!(
-            "{} torrents, {} peers ({} seeders), {:.0} req/s",
-            self.live(|g| &g.torrents),
-            peers,
-            self.live(|g| &g.peers[0][1]) + self.live(|g| &g.peers[1][1]),
-            rate
+            "hayate {} up {}: {what}{} torrents, {} peers ({share}% seeders), {} req/s, {} errors/s",
+            env!("CARGO_PKG_VERSION"),
+            uptime(self.started.elapsed()),
+            grouped(torrents),
+            grouped(peers),
+            grouped(rates.0.round() as u64),
+            grouped(rates.1.round() as u64),
         )
     }
 
@@ -264,8 +297,13 @@ impl Stats {
     }
 
     /// Renders the stats page; in private mode `private` adds its section.
+    /// The first line is the health line as a comment, which a Prometheus
+    /// parser skips: `curl -s host/stats | head -1`.
     pub fn render(&self, private: Option<&Private>) -> String {
         let mut page = Page(String::with_capacity(4096));
+        page.0.push_str("# ");
+        page.0.push_str(&self.summary(private));
+        page.0.push('\n');
         let t = self.totals();
         page.gauge(
             "hayate_uptime_seconds",
@@ -546,6 +584,43 @@ impl Stats {
     }
 }
 
+/// The counts and rates the health line was last measured at.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    at: Instant,
+    requests: u64,
+    errors: u64,
+    /// (requests, errors) per second up to `at`.
+    rates: (f64, f64),
+}
+
+/// `n` with thousands separated by commas: 627,735.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Uptime as people say it: `3d 4h 12m`, or `42s` in the first minute.
+fn uptime(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{secs}s");
+    }
+    let (days, hours, minutes) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60);
+    match (days, hours) {
+        (0, 0) => format!("{minutes}m"),
+        (0, _) => format!("{hours}h {minutes}m"),
+        _ => format!("{days}d {hours}h {minutes}m"),
+    }
+}
+
 /// Builds the exposition text.
 struct Page(String);
 
@@ -583,6 +658,33 @@ pub fn resident_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_line_numbers_read_as_people_write_them() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(627_735), "627,735");
+        assert_eq!(grouped(1_234_567_890), "1,234,567,890");
+        let s = std::time::Duration::from_secs;
+        assert_eq!(uptime(s(42)), "42s");
+        assert_eq!(uptime(s(60 * 12)), "12m");
+        assert_eq!(uptime(s(3600 * 4 + 60 * 12)), "4h 12m");
+        assert_eq!(uptime(s(86_400 * 3 + 3600 * 4 + 60 * 12 + 7)), "3d 4h 12m");
+    }
+
+    #[test]
+    fn the_page_starts_with_the_health_line() {
+        let s = Stats::new(2);
+        let page = s.render(None);
+        let first = page.lines().next().unwrap_or("");
+        let want = format!("# hayate {} up ", env!("CARGO_PKG_VERSION"));
+        assert!(first.starts_with(&want), "{first}");
+        assert!(
+            first.ends_with(": 0 torrents, 0 peers (0% seeders), 0 req/s, 0 errors/s"),
+            "{first}"
+        );
+    }
 
     #[test]
     fn page_sums_workers_and_is_well_formed() {

@@ -171,8 +171,14 @@ fn unknown_flag_and_stray_argument() {
 #[test]
 fn validation_errors() {
     let s = Scratch::new();
-    s.run(&["--numwant-default", "300", "--check-config"])
-        .fails_with("numwant_default (300) must not be larger than numwant_max (200)");
+    s.run(&[
+        "--numwant-default",
+        "300",
+        "--numwant-max",
+        "200",
+        "--check-config",
+    ])
+    .fails_with("numwant_default (300) must not be larger than numwant_max (200)");
     let conf = s.file("v.conf", "announce_interval = 10m\n");
     s.run(&[
         "--config",
@@ -194,7 +200,7 @@ fn flags_override_the_file_which_overrides_defaults() {
     let conf = display(&conf);
     let config_eq = format!("--config={conf}");
     let cases: &[(&[&str], &str)] = &[
-        (&["--print-config"], "\nannounce_interval = 30m\n"),
+        (&["--print-config"], "\n# announce_interval = 30m\n"),
         (
             &["--config", &conf, "--print-config"],
             "\nannounce_interval = 10m\n",
@@ -295,6 +301,54 @@ fn print_config_round_trips() {
         .run(&["--config", &display(&conf), "--print-config"])
         .success();
     assert_eq!(again, printed);
+}
+
+/// Keys left alone follow the ones set: the interval alone (flag, or the
+/// shipped tracker.conf with only that line uncommented and changed)
+/// starts, its followers move with it, and `--print-config` marks them.
+#[test]
+fn keys_left_alone_follow_announce_interval() {
+    let s = Scratch::new();
+    assert_eq!(
+        s.run(&["--announce-interval", "10s", "--check-config"])
+            .success(),
+        "config ok\n"
+    );
+    let shipped = include_str!("../tracker.conf")
+        .replace("# announce_interval = 30m\n", "announce_interval = 10s\n");
+    let conf = s.file("only-interval.conf", &shipped);
+    let printed = s
+        .run(&["--config", &display(&conf), "--print-config"])
+        .success();
+    for line in [
+        "\nannounce_interval = 10s\n",
+        "\n# min_announce_interval = 5s   (half of announce_interval)\n",
+        "\n# announce_jitter = 1s   (a tenth of announce_interval)\n",
+        "\n# peer_timeout = 15s   (announce_interval and a half)\n",
+    ] {
+        assert!(printed.contains(line), "{line:?} missing:\n{printed}");
+    }
+    // A key set alone beyond the interval left alone raises it.
+    let printed = s
+        .run(&["--min-announce-interval", "2h", "--print-config"])
+        .success();
+    assert!(
+        printed.contains("\nmin_announce_interval = 2h\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\n# announce_interval = 2h   (raised to fit"),
+        "{printed}"
+    );
+    // Both set and at odds: refused, naming the key set.
+    s.run(&[
+        "--announce-interval",
+        "10s",
+        "--announce-jitter",
+        "10s",
+        "--check-config",
+    ])
+    .fails_with("announce_jitter (10s) must be shorter than announce_interval (10s)");
 }
 
 /// README's key table documents every key with its default.

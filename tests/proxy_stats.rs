@@ -101,8 +101,17 @@ fn stats_page_counts_and_format() {
     assert!(metric(&text, "hayate_resident_memory_bytes").unwrap_or(0) > 1_000_000);
     assert!(metric(&text, "hayate_http_connections_accepted_total").unwrap_or(0) >= 6);
     assert!(metric(&text, "hayate_bytes_received_total{proto=\"http\"}").unwrap_or(0) > 300);
-    // Exposition format: HELP and TYPE before each family, values numeric.
-    for line in text.lines() {
+    // The health line first (a comment); then the exposition format: HELP
+    // and TYPE before each family, values numeric.
+    let mut lines = text.lines();
+    let health = lines.next().unwrap_or("");
+    let want = format!("# hayate {} up ", env!("CARGO_PKG_VERSION"));
+    assert!(health.starts_with(&want), "{health}");
+    assert!(
+        health.contains(" torrents, ") && health.ends_with(" errors/s"),
+        "{health}"
+    );
+    for line in lines {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             assert!(
                 rest.ends_with(" gauge") || rest.ends_with(" counter"),

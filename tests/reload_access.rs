@@ -229,6 +229,36 @@ fn sighup_rereads_the_conf_file_and_reports_restart_only_keys() {
     assert_eq!(int(&announce_reply(&p, &[20; 20], 1), "interval"), 1200);
 }
 
+/// Keys left unset follow `announce_interval` across a reload: the file
+/// sets only the interval; after SIGHUP with a new one, `min interval`
+/// (half of it) moves too, and the reload says so.
+#[test]
+fn sighup_moves_the_keys_that_follow_the_interval() {
+    let dir = scratch_dir();
+    let conf = dir.join("tracker.conf");
+    let base = "http_listen = 127.0.0.1:0\nudp_listen =\n";
+    write(&conf, &format!("{base}announce_interval = 10m\n"));
+    let p = Proc::start(&["--config", conf.to_str().unwrap()]);
+    assert_eq!(int(&announce_reply(&p, &[21; 20], 1), "min interval"), 300);
+    write(&conf, &format!("{base}announce_interval = 20m\n"));
+    p.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || int(
+            &announce_reply(&p, &[21; 20], 1),
+            "min interval"
+        ) == 600),
+        "{}",
+        p.stderr_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || p
+            .stderr_text()
+            .contains("reload: min_announce_interval: 5m → 10m")),
+        "{}",
+        p.stderr_text()
+    );
+}
+
 /// Swarms restored from the state file that the access lists now refuse
 /// are gone before the first request, not at the first reap.
 #[test]

@@ -122,14 +122,17 @@ impl Drop for FakeSystemd {
     }
 }
 
-/// A status line as `systemctl status` shows it:
-/// "T torrents, P peers (S seeders), R req/s".
+/// A status line as `systemctl status` shows it (the health line):
+/// "hayate V up U: T torrents, P peers (S% seeders), R req/s, E errors/s".
 fn assert_status(status: Option<String>, torrents: u64, peers: u64) {
     let status = status.expect("READY=1 comes with STATUS=");
-    let want = format!("{torrents} torrents, {peers} peers (");
+    let want = format!(": {torrents} torrents, {peers} peers (");
     assert!(
-        status.starts_with(&want) && status.contains(" seeders), ") && status.ends_with(" req/s"),
-        "status {status:?}, want {want}... seeders), N req/s"
+        status.starts_with(&format!("hayate {} up ", env!("CARGO_PKG_VERSION")))
+            && status.contains(&want)
+            && status.contains("% seeders), ")
+            && status.ends_with(" errors/s"),
+        "status {status:?}, want hayate V up U{want}S% seeders), R req/s, E errors/s"
     );
 }
 
@@ -319,9 +322,10 @@ fn shipped_unit_matches_the_makefile_and_the_flags() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // Every connection is a descriptor.
+    // Every connection is a descriptor (the shipped file holds the
+    // default, commented out).
     let conf = std::fs::read_to_string(root.join("tracker.conf")).unwrap();
-    let max_conns: u64 = value(&conf, "http_max_connections =").parse().unwrap();
+    let max_conns: u64 = value(&conf, "# http_max_connections =").parse().unwrap();
     let nofile: u64 = value(&unit, "LimitNOFILE=").parse().unwrap();
     assert!(nofile > max_conns + 100, "LimitNOFILE={nofile}");
 }

@@ -27,9 +27,13 @@ pub struct Key {
 
 impl Key {
     /// Parses `value` and stores it in `config`; on error `config` is
-    /// unchanged and the message does not name the key.
+    /// unchanged and the message does not name the key. It counts as set by the operator, and the keys left alone that
+    /// follow it are derived again (`Config::derive`).
     pub fn set(&self, config: &mut Config, value: &str) -> Result<(), String> {
-        (self.set)(config, value)
+        (self.set)(config, value)?;
+        config.explicit.insert(self.name);
+        config.derive();
+        Ok(())
     }
 
     /// This key's value in `config`, in conf syntax.
@@ -121,17 +125,17 @@ pub static KEYS: &[Key] = &[
     },
     key! {
         min_announce_interval, "duration", "15m", "",
-        "Clients must not announce more often than this: the min interval they receive",
+        "Clients must not announce more often than this: the min interval they receive; unset: half of announce_interval",
         v::parse_duration, v::render_duration
     },
     key! {
         announce_jitter, "duration", "3m", "",
-        "Random spread added to announce_interval so clients do not announce in waves",
+        "Random spread added to announce_interval so clients do not announce in waves; unset: a tenth of announce_interval",
         v::parse_duration, v::render_duration
     },
     key! {
         peer_timeout, "duration", "45m", "",
-        "A peer that has not announced for this long is dropped",
+        "A peer that has not announced for this long is dropped; unset: announce_interval and a half",
         v::parse_duration, v::render_duration, super::check_positive_duration
     },
     key! {
@@ -369,14 +373,20 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
 }
 
 /// `config` in conf syntax: a header, then per key a comment line
-/// `# doc (kind, unit; default: X)` and `key = value`. The shipped
-/// `tracker.conf` is exactly `render_conf(&Config::default())`.
+/// `# doc (kind, unit; default: X)` and its value: `key = value` for a key
+/// the operator set, `# key = value` (commented out, so loading the text
+/// leaves it unset) for the others, with how a derived one follows other
+/// keys. The shipped `tracker.conf` is exactly
+/// `render_conf(&Config::default())`: every key commented out.
 pub fn render_conf(config: &Config) -> String {
     let mut out = String::from(
         "# hayate configuration: one `key = value` per line; `#` starts a comment.\n\
          # Durations: 500ms, 90s, 30m, 1h. Sizes: 512, 8KiB, 16MiB. Lists: a, b, c.\n\
          # Each key is also a flag: announce_interval = 30m is --announce-interval 30m.\n\
-         # Flags override this file, which overrides the built-in defaults.\n",
+         # Flags override this file, which overrides the built-in defaults.\n\
+         # A commented-out key holds its default; uncomment a line to set it.\n\
+         # min_announce_interval, announce_jitter and peer_timeout left unset\n\
+         # follow announce_interval.\n",
     );
     for key in KEYS {
         let unit = if key.unit.is_empty() {
@@ -389,9 +399,15 @@ pub fn render_conf(config: &Config) -> String {
             "\n# {} ({}{unit}; default: {default})\n",
             key.doc, key.kind
         ));
-        match key.get(config) {
-            value if value.is_empty() => out.push_str(&format!("{} =\n", key.name)),
-            value => out.push_str(&format!("{} = {value}\n", key.name)),
+        let set = config.explicit.contains(key.name);
+        let line = match key.get(config) {
+            value if value.is_empty() => format!("{} =", key.name),
+            value => format!("{} = {value}", key.name),
+        };
+        match (set, config.derivation(key.name)) {
+            (true, _) => out.push_str(&format!("{line}\n")),
+            (false, None) => out.push_str(&format!("# {line}\n")),
+            (false, Some(how)) => out.push_str(&format!("# {line}   ({how})\n")),
         }
     }
     out
@@ -464,7 +480,8 @@ mod tests {
         }
         for config in [Config::default(), changed] {
             let text = render_conf(&config);
-            let mut back = Config::blank();
+            // Commented-out lines leave keys unset: over the defaults.
+            let mut back = Config::default();
             assert_eq!(
                 parse_conf(&text, "x.conf", &mut back).map_err(|e| e.to_string()),
                 Ok(())

@@ -5,6 +5,7 @@
 //! A `Config` is plain data: built once at start (defaults < file < flags),
 //! validated, then shared read-only behind an `Arc`.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -111,6 +112,10 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Private mode: how long a deletion reason is kept.
     pub del_reason_lifetime: Duration,
+    /// Keys the operator set (conf file line or flag), by name. The others
+    /// hold their built-in default, or a value derived from the keys that
+    /// were set (`derive`): only a value the operator set is refused.
+    pub explicit: BTreeSet<&'static str>,
 }
 
 /// Public or private tracker.
@@ -223,6 +228,7 @@ impl Config {
 impl Default for Config {
     /// The built-in defaults: every key's `default` string from the table,
     /// applied through its setter, so the table is the only place they live.
+    /// None of them counts as set by the operator.
     fn default() -> Self {
         let mut config = Config::blank();
         for key in KEYS {
@@ -230,8 +236,25 @@ impl Default for Config {
             key.set(&mut config, key.default)
                 .unwrap_or_else(|e| panic!("default of {}: {e}", key.name));
         }
+        config.explicit.clear();
+        config.derive();
         config
     }
+}
+
+/// A duration key's built-in default (zero if the table's text is bad,
+/// which the test `every_default_parses` rules out).
+fn builtin_duration(name: &str) -> Duration {
+    keys::lookup(name)
+        .and_then(|k| value::parse_duration(k.default).ok())
+        .unwrap_or_default()
+}
+
+/// A count key's built-in default (see `builtin_duration`).
+fn builtin_count(name: &str) -> usize {
+    keys::lookup(name)
+        .and_then(|k| value::parse_count(k.default).ok())
+        .unwrap_or_default()
 }
 
 impl Config {
@@ -283,6 +306,78 @@ impl Config {
             site_url: String::new(),
             flush_interval: Duration::ZERO,
             del_reason_lifetime: Duration::ZERO,
+            explicit: BTreeSet::new(),
+        }
+    }
+
+    /// Recomputes the values of keys the operator did not set from those
+    /// they did, so that a key set alone never trips a rule over a key
+    /// left alone:
+    /// - `min_announce_interval`, `announce_jitter` and `peer_timeout`
+    ///   follow `announce_interval` (a half, a tenth, one and a half: the
+    ///   built-in 30m gives 15m, 3m, 45m);
+    /// - `announce_interval` left alone grows to fit a longer
+    ///   `min_announce_interval` or `announce_jitter` that was set;
+    /// - `numwant_max` left alone grows to a larger `numwant_default`, and
+    ///   `numwant_default` left alone shrinks to a smaller `numwant_max`.
+    ///
+    /// Rules between two keys the operator both set stay for `validate`.
+    pub fn derive(&mut self) {
+        let set = |name: &str| self.explicit.contains(name);
+        if !set("announce_interval") {
+            let mut interval = builtin_duration("announce_interval");
+            if set("min_announce_interval") {
+                interval = interval.max(self.min_announce_interval);
+            }
+            if set("announce_jitter") {
+                interval = interval.max(self.announce_jitter.saturating_mul(2));
+            }
+            self.announce_interval = interval;
+        }
+        let interval = self.announce_interval;
+        if !set("min_announce_interval") {
+            self.min_announce_interval = interval / 2;
+        }
+        if !set("announce_jitter") {
+            self.announce_jitter = interval / 10;
+        }
+        if !set("peer_timeout") {
+            self.peer_timeout = interval.saturating_mul(3) / 2;
+        }
+        if !set("numwant_max") {
+            let max = builtin_count("numwant_max");
+            self.numwant_max = if set("numwant_default") {
+                max.max(self.numwant_default)
+            } else {
+                max
+            };
+        }
+        if !set("numwant_default") {
+            self.numwant_default = builtin_count("numwant_default").min(self.numwant_max);
+        }
+    }
+
+    /// What `derive` made of a key the operator did not set, for
+    /// `--print-config`: how it follows other keys, or None for a plain
+    /// built-in default.
+    pub fn derivation(&self, name: &str) -> Option<&'static str> {
+        if self.explicit.contains(name) {
+            return None;
+        }
+        match name {
+            "min_announce_interval" => Some("half of announce_interval"),
+            "announce_jitter" => Some("a tenth of announce_interval"),
+            "peer_timeout" => Some("announce_interval and a half"),
+            "announce_interval" if self.announce_interval != builtin_duration(name) => {
+                Some("raised to fit min_announce_interval or announce_jitter")
+            }
+            "numwant_max" if self.numwant_max != builtin_count(name) => {
+                Some("raised to numwant_default")
+            }
+            "numwant_default" if self.numwant_default != builtin_count(name) => {
+                Some("lowered to numwant_max")
+            }
+            _ => None,
         }
     }
 
@@ -552,10 +647,13 @@ mod tests {
             site_url: "http://x".into(),
             flush_interval: Duration::from_secs(1),
             del_reason_lifetime: Duration::from_secs(1),
+            explicit: BTreeSet::from(["x"]),
         };
         for key in KEYS {
             assert_eq!(key.set(&mut other, key.default), Ok(()), "{}", key.name);
         }
+        assert_eq!(other.explicit.len(), KEYS.len() + 1, "every key and \"x\"");
+        other.explicit.clear();
         assert_eq!(other, Config::default());
     }
 
